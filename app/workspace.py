@@ -1,0 +1,168 @@
+"""The data directory and the steps the CLI and the service share: train, index, activate.
+
+<root>/mnist/                     official IDX files (cached from whichever source)
+<root>/models/<version>/          trained models (see models.checkpoints)
+<root>/runs/<run>/                resumable training state of a run
+<root>/galleries/<version>-<g>/   galleries (see index.gallery)
+<root>/active.json                the model and gallery the service answers with
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from index.gallery import Gallery, GalleryItem
+from models.base import Autoencoder, AutoencoderConfig
+from models.checkpoints import ModelRecord, load_model, save_model
+from models.errors import AeseekError
+from models.mnist import MnistSplit, Source, Split, load_mnist
+from models.registry import build_model
+from models.storage import atomic_write_json
+from models.training import ProgressCallback, train
+
+GalleryChoice = Literal["train", "test", "both"]
+GALLERY_SPLITS: dict[GalleryChoice, tuple[Split, ...]] = {
+    "train": ("train",),
+    "test": ("test",),
+    "both": ("train", "test"),
+}
+EMBED_BATCH = 1024
+
+
+class NotReadyError(AeseekError):
+    """No active model or gallery yet."""
+
+
+@dataclass(frozen=True)
+class ActivePointer:
+    """Which model version and gallery directory the service uses."""
+
+    model_version: str
+    gallery_dir: str
+
+
+def embed_images(model: Autoencoder, images: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Codes (N, code_dim) float32 of uint8 images (N, 28, 28), in batches."""
+    codes = []
+    for start in range(0, len(images), EMBED_BATCH):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + EMBED_BATCH]))
+        codes.append(model.embed(batch).numpy())
+        if on_batch is not None:
+            on_batch(len(batch))
+    return np.concatenate(codes) if codes else np.zeros((0, model.config.code_dim), dtype=np.float32)
+
+
+class Workspace:
+    """One aeseek data directory."""
+
+    def __init__(self, root: Path, mnist_source: Source = "auto") -> None:
+        self.root = root
+        self.mnist_source: Source = mnist_source
+        self._splits: dict[Split, MnistSplit] = {}
+
+    @cached_property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @cached_property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @cached_property
+    def galleries_dir(self) -> Path:
+        return self.root / "galleries"
+
+    @cached_property
+    def active_file(self) -> Path:
+        return self.root / "active.json"
+
+    def split(self, name: Split) -> MnistSplit:
+        """An MNIST split, loaded once per workspace."""
+        if name not in self._splits:
+            self._splits[name] = load_mnist(name, self.root, self.mnist_source)
+        return self._splits[name]
+
+    def train(
+        self,
+        config: AutoencoderConfig,
+        *,
+        on_progress: ProgressCallback | None = None,
+        run_name: str | None = None,
+        max_steps: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ModelRecord:
+        """Train a model on the training split and save it; a named run resumes where it stopped."""
+        images = self.split("train").images
+        if config.training.train_subset is not None:
+            images = images[: config.training.train_subset]
+        model = build_model(config)
+        torch.manual_seed(config.training.seed)
+        state_dir = self.runs_dir / run_name if run_name else None
+        result = train(
+            model,
+            torch.from_numpy(images),
+            on_progress=on_progress,
+            state_dir=state_dir,
+            should_stop=should_stop,
+            max_steps=max_steps,
+        )
+        return save_model(model, self.models_dir, history=result.as_dict())
+
+    def gallery_source(self, choice: GalleryChoice) -> tuple[np.ndarray, list[GalleryItem]]:
+        """Images and metadata of a gallery made of MNIST splits; ids are consecutive from 0."""
+        images: list[np.ndarray] = []
+        items: list[GalleryItem] = []
+        for split_name in GALLERY_SPLITS[choice]:
+            split = self.split(split_name)
+            first = len(items)
+            items.extend(
+                GalleryItem(first + i, split_name, i, int(label)) for i, label in enumerate(split.labels.tolist())
+            )
+            images.append(split.images)
+        return np.concatenate(images), items
+
+    def build_gallery(
+        self, version: str, choice: GalleryChoice = "train", on_batch: Callable[[int], None] | None = None
+    ) -> Path:
+        """Embed a gallery with a saved model and write it; returns its directory."""
+        model, record = load_model(self.models_dir / version)
+        images, items = self.gallery_source(choice)
+        codes = embed_images(model, images, on_batch)
+        gallery = Gallery.build(
+            codes, items, images, model_version=record.version, model_variant=record.variant, gallery=choice
+        )
+        directory = self.galleries_dir / f"{version}-{choice}"
+        gallery.save(directory)
+        return directory
+
+    def activate(self, version: str, gallery_dir: Path) -> None:
+        """Point the service at a model and its gallery (one atomic write)."""
+        atomic_write_json(
+            self.active_file,
+            {"model_version": version, "gallery_dir": str(gallery_dir.relative_to(self.root)), "at": time.time()},
+        )
+
+    def active(self) -> ActivePointer | None:
+        """The active model and gallery, or None before the first activation."""
+        if not self.active_file.is_file():
+            return None
+        raw = json.loads(self.active_file.read_text())
+        return ActivePointer(raw["model_version"], raw["gallery_dir"])
+
+    def load_active(self) -> tuple[Autoencoder, ModelRecord, Gallery]:
+        """The active model and its gallery, checked to belong together."""
+        pointer = self.active()
+        if pointer is None:
+            raise NotReadyError("no active model; run `aeseek train conv` and `aeseek index build`, or `aeseek serve`")
+        model, record = load_model(self.models_dir / pointer.model_version)
+        gallery = Gallery.load(self.root / pointer.gallery_dir, expected_model_version=record.version)
+        return model, record, gallery

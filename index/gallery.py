@@ -1,0 +1,214 @@
+"""The searchable gallery: vector index + item metadata + images, saved under a manifest.
+
+On disk, one directory per gallery:
+
+    index.faiss     the vector index (see `index.backend`)
+    items.jsonl     one JSON object per item: id, split, index (position in its split), label
+    images.npy      uint8 (N, 28, 28), row i holds the image of items[i]
+    manifest.json   written last; names the model version, dimension, metric, index kind,
+                    count, distance scale and the SHA-256 of every file above
+
+Every file is written atomically and the manifest last, so a crash leaves either the old
+gallery or a directory whose manifest does not yet vouch for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index.backend import FaissFlatIndex, VectorIndex, open_backend
+from models.errors import AeseekError
+from models.storage import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
+
+FORMAT_VERSION = 1
+FILES = ("index.faiss", "items.jsonl", "images.npy")
+
+
+class GalleryError(AeseekError):
+    """A gallery on disk is missing, corrupt, or built by another model."""
+
+
+class ModelMismatchError(GalleryError):
+    """The gallery's codes come from a different model version than the one loaded."""
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """One gallery image's metadata."""
+
+    id: int
+    split: str
+    index: int
+    label: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a gallery directory holds and which model made its codes."""
+
+    format_version: int
+    model_version: str
+    model_variant: str
+    dim: int
+    metric: str
+    index_kind: str
+    count: int
+    gallery: str
+    distance_scale: float
+    created: float
+    files: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One search result: the item, its Euclidean distance and a readable similarity."""
+
+    rank: int
+    item: GalleryItem
+    distance: float
+    score: float
+
+
+class Gallery:
+    """Items, their images and codes, searchable by Euclidean distance."""
+
+    def __init__(self, manifest: Manifest, index: VectorIndex, items: list[GalleryItem], images: np.ndarray) -> None:
+        self.manifest = manifest
+        self.index = index
+        self.items = items
+        self.images = images
+        self._by_id = {item.id: position for position, item in enumerate(items)}
+
+    @classmethod
+    def build(
+        cls,
+        codes: np.ndarray,
+        items: list[GalleryItem],
+        images: np.ndarray,
+        *,
+        model_version: str,
+        model_variant: str,
+        gallery: str,
+    ) -> Gallery:
+        """A new exact (Flat) gallery over `codes` (N, dim), one row per item."""
+        if not (len(codes) == len(items) == len(images)):
+            raise ValueError(f"{len(codes)} codes, {len(items)} items and {len(images)} images must match")
+        index = FaissFlatIndex.empty(codes.shape[1])
+        index.add(codes, np.array([item.id for item in items], dtype=np.int64))
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model_version=model_version,
+            model_variant=model_variant,
+            dim=int(codes.shape[1]),
+            metric="l2",
+            index_kind=index.kind,
+            count=len(items),
+            gallery=gallery,
+            distance_scale=typical_neighbour_distance(index, codes),
+            created=time.time(),
+            files={},
+        )
+        return cls(manifest, index, items, images)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def item(self, item_id: int) -> GalleryItem | None:
+        """The item with this id, or None."""
+        position = self._by_id.get(item_id)
+        return None if position is None else self.items[position]
+
+    def image(self, item_id: int) -> np.ndarray | None:
+        """The uint8 (28, 28) image of this id, or None."""
+        position = self._by_id.get(item_id)
+        return None if position is None else self.images[position]
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[Neighbour]]:
+        """The k nearest items of each query code (Q, dim), nearest first."""
+        distances, ids = self.index.search(queries, min(k, len(self)))
+        scale = self.manifest.distance_scale
+        results = []
+        for row_distances, row_ids in zip(distances, ids, strict=True):
+            row: list[Neighbour] = []
+            for distance, item_id in zip(row_distances.tolist(), row_ids.tolist(), strict=True):
+                if item_id < 0:
+                    continue  # FAISS pads with -1 when fewer than k vectors qualify
+                item = self.items[self._by_id[item_id]]
+                row.append(Neighbour(len(row) + 1, item, distance, similarity(distance, scale)))
+            results.append(row)
+        return results
+
+    def save(self, directory: Path) -> None:
+        """Write the gallery atomically, file by file, the manifest last."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.index.save(directory / "index.faiss")
+        lines = "".join(json.dumps(asdict(item)) + "\n" for item in self.items)
+        atomic_write_bytes(directory / "items.jsonl", lines.encode())
+        atomic_write_with(directory / "images.npy", lambda temp: _save_npy(temp, self.images))
+        files = {name: sha256_file(directory / name) for name in FILES}
+        self.manifest = Manifest(**{**asdict(self.manifest), "files": files})
+        atomic_write_json(directory / "manifest.json", asdict(self.manifest))
+
+    @classmethod
+    def load(cls, directory: Path, *, expected_model_version: str | None = None) -> Gallery:
+        """Read a gallery, verifying its manifest, checksums and model version."""
+        manifest = read_manifest(directory)
+        if expected_model_version is not None and manifest.model_version != expected_model_version:
+            raise ModelMismatchError(
+                f"the gallery in {directory} was built with model {manifest.model_version}, "
+                f"but model {expected_model_version} is loaded; rebuild it with "
+                f"`aeseek index build --model {expected_model_version}`"
+            )
+        for name in FILES:
+            path = directory / name
+            if not path.is_file() or sha256_file(path) != manifest.files.get(name):
+                raise GalleryError(
+                    f"{path} is missing or does not match its manifest checksum (a partial or corrupt "
+                    "write); rebuild it with `aeseek index build`"
+                )
+        index = open_backend(manifest.index_kind, directory / "index.faiss")
+        items = [GalleryItem(**json.loads(line)) for line in (directory / "items.jsonl").read_text().splitlines()]
+        images = np.load(directory / "images.npy", allow_pickle=False)
+        if not (len(index) == len(items) == len(images) == manifest.count):
+            raise GalleryError(f"{directory}: index, items and images disagree on the gallery size")
+        return cls(manifest, index, items, images)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest of a gallery directory, or a GalleryError saying what is wrong."""
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise GalleryError(f"no gallery in {directory} (manifest.json missing); build one with `aeseek index build`")
+    try:
+        raw = json.loads(path.read_text())
+        manifest = Manifest(**raw)
+    except (ValueError, TypeError) as error:
+        raise GalleryError(f"{path} is not a valid gallery manifest ({error})") from error
+    if manifest.format_version != FORMAT_VERSION:
+        raise GalleryError(f"{path}: gallery format {manifest.format_version} is not {FORMAT_VERSION}; rebuild it")
+    return manifest
+
+
+def similarity(distance: float, scale: float) -> float:
+    """A similarity in (0, 1]: 1 for an identical code, 0.5 at the gallery's typical neighbour distance."""
+    return 1.0 / (1.0 + distance / scale) if scale > 0 else (1.0 if distance == 0 else 0.0)
+
+
+def typical_neighbour_distance(index: VectorIndex, codes: np.ndarray, sample: int = 1000, k: int = 10) -> float:
+    """Median distance from a sample of gallery codes to their k-th nearest other code."""
+    if len(codes) <= 1:
+        return 1.0
+    rows = np.random.default_rng(0).choice(len(codes), size=min(sample, len(codes)), replace=False)
+    depth = min(k + 1, len(codes))  # +1: each code finds itself first
+    distances, _ = index.search(codes[rows], depth)
+    return float(np.median(distances[:, -1])) or 1.0
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as stream:
+        np.save(stream, array, allow_pickle=False)

@@ -1,0 +1,88 @@
+"""The small contract every autoencoder in aeseek fulfils, and the config fields they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+
+class TrainingConfig(BaseModel):
+    """Hyper-parameters of the training loop, shared by every variant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(6, ge=1, le=1000, description="Passes over the training images.")
+    batch_size: int = Field(128, ge=1, le=8192, description="Images per optimisation step.")
+    lr: float = Field(2e-3, gt=0, le=1.0, description="Peak learning rate of Adam (one-cycle schedule).")
+    seed: int = Field(0, ge=0, description="Seed of weights, shuffling and noise: same seed, same model.")
+    train_subset: int | None = Field(
+        None, ge=1, description="Train on the first N training images only (None: all 60,000)."
+    )
+
+
+class AutoencoderConfig(BaseModel):
+    """Fields every variant config has; subclasses add a `variant` literal and their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    code_dim: int = Field(16, ge=1, le=4096, description="Size of the code used for retrieval.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+class Autoencoder(nn.Module, ABC):
+    """An encoder, a decoder and the loss they are trained with.
+
+    Images enter as uint8 (B, 28, 28); `prepare` maps them into the range the model
+    was trained on and `to_unit` maps its outputs back to [0, 1] pixels.
+    """
+
+    variant: ClassVar[str]
+
+    def __init__(self, config: AutoencoderConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @abstractmethod
+    def encode(self, x: Tensor) -> Tensor:
+        """Map prepared images to codes (B, code_dim) used for retrieval."""
+
+    @abstractmethod
+    def decode(self, z: Tensor) -> Tensor:
+        """Map codes back to images in model space."""
+
+    @abstractmethod
+    def prepare(self, images: Tensor) -> Tensor:
+        """Turn uint8 images (B, 28, 28) into the model's input tensor."""
+
+    @abstractmethod
+    def to_unit(self, output: Tensor) -> Tensor:
+        """Turn model outputs into [0, 1] pixel images (B, 28, 28)."""
+
+    @abstractmethod
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """Training loss on a prepared batch: a dict with `loss` and its named parts."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstruct a prepared batch in model space."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def embed(self, images: Tensor) -> Tensor:
+        """Codes of uint8 images, in eval mode, as float32 (B, code_dim)."""
+        self.eval()
+        return self.encode(self.prepare(images)).float()
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """Reconstructions of uint8 images as [0, 1] pixels (B, 28, 28)."""
+        self.eval()
+        return self.to_unit(self(self.prepare(images)))
+
+    def parameter_count(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

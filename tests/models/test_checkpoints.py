@@ -1,0 +1,63 @@
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoints import WEIGHTS, list_models, load_model, save_model, update_metrics
+from models.errors import CheckpointError
+from models.registry import build_model
+from tests.conftest import tiny_config
+
+
+def test_round_trip_gives_identical_codes(tmp_path: Path) -> None:
+    model = build_model(tiny_config())
+    images = torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8)
+    record = save_model(model, tmp_path, history={"epoch_losses": [0.5]})
+    loaded, loaded_record = load_model(tmp_path / record.version)
+    assert torch.equal(model.embed(images), loaded.embed(images))
+    assert loaded_record.config == model.config.model_dump(mode="json")
+    assert loaded_record.parameters == model.parameter_count()
+    assert (tmp_path / record.version / "model.json").is_file()
+
+
+def test_version_is_a_content_hash(tmp_path: Path) -> None:
+    first = save_model(build_model(tiny_config()), tmp_path)
+    same = save_model(build_model(tiny_config()), tmp_path)
+    other = save_model(build_model(tiny_config(seed=1)), tmp_path)
+    assert first.version == same.version != other.version
+    assert len(first.version) == 12
+
+
+def test_metrics_are_merged_and_models_listed(tmp_path: Path) -> None:
+    record = save_model(build_model(tiny_config()), tmp_path)
+    update_metrics(tmp_path / record.version, {"retrieval": {"p_at_10": 0.5}})
+    [listed] = list_models(tmp_path)
+    assert listed.metrics["retrieval"]["p_at_10"] == 0.5
+
+
+def test_a_pickle_placed_as_weights_is_refused(tmp_path: Path) -> None:
+    record = save_model(build_model(tiny_config()), tmp_path)
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {tmp_path / 'owned'}",))
+
+    (tmp_path / record.version / WEIGHTS).write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        load_model(tmp_path / record.version)
+    assert not (tmp_path / "owned").exists()
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
+    small = save_model(build_model(tiny_config()), tmp_path)
+    big = save_model(build_model(tiny_config(seed=3).model_copy(update={"channels": (4, 8, 16)})), tmp_path)
+    (tmp_path / small.version / WEIGHTS).write_bytes((tmp_path / big.version / WEIGHTS).read_bytes())
+    with pytest.raises(CheckpointError, match="does not fit a conv model"):
+        load_model(tmp_path / small.version)
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"no model in .* \(model.json missing\)"):
+        load_model(tmp_path / "nope")
