@@ -68,8 +68,8 @@ class TrainingBar:
     def __call__(self, progress: Progress) -> None:
         if self.bar is None:
             self.bar = tqdm(total=progress.steps_total, unit="step", dynamic_ncols=True, initial=progress.step - 1)
-        self.bar.set_description(f"epoch {progress.epoch}/{progress.epochs}")
-        self.bar.set_postfix(loss=f"{progress.loss:.4f}", img_s=f"{progress.images_per_s:.0f}")
+        self.bar.set_description(f"epoch {progress.epoch}/{progress.epochs}", refresh=False)
+        self.bar.set_postfix(loss=f"{progress.loss:.4f}", img_s=f"{progress.images_per_s:.0f}", refresh=False)
         self.bar.update(progress.step - self.bar.n)
 
     def close(self) -> None:

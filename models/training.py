@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -12,7 +13,7 @@ import torch
 from torch import Tensor
 
 from models.base import Autoencoder
-from models.errors import AeseekError
+from models.errors import AeseekError, CheckpointError
 from models.storage import atomic_write_with
 
 
@@ -160,7 +161,13 @@ def _load_state(
     schedule: torch.optim.lr_scheduler.LRScheduler,
 ) -> tuple[int, TrainResult]:
     # weights_only=True: tensors, numbers, lists and dicts only, never arbitrary pickled objects.
-    state = torch.load(_state_path(directory), weights_only=True)
+    path = _state_path(directory)
+    try:
+        state = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(
+            f"{path} is not a valid training state (only tensors and plain values are loaded): {error}"
+        ) from error
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

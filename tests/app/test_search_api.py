@@ -110,7 +110,10 @@ def test_upload_over_the_size_limit_is_413(client: TestClient) -> None:
 def test_gallery_item_and_image(client: TestClient, train_images: np.ndarray, full_mnist: dict) -> None:
     item = client.get("/api/v1/gallery/9").json()
     assert item == {
-        "id": 9, "split": "train", "index": 9, "label": int(full_mnist["train"].labels[9]),
+        "id": 9,
+        "split": "train",
+        "index": 9,
+        "label": int(full_mnist["train"].labels[9]),
         "image_url": "/api/v1/gallery/9/image",
     }
     response = client.get("/api/v1/gallery/9/image")

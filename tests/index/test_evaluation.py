@@ -33,7 +33,7 @@ def test_separable_clusters_retrieve_perfectly() -> None:
 def test_pca_with_full_rank_reconstructs_exactly() -> None:
     rng = np.random.default_rng(0)
     data = rng.normal(size=(100, 5)).astype(np.float32)
-    (projected, projected_other), reconstruction = pca_codes(data, [data[:10]], 5)
+    (projected, _), reconstruction = pca_codes(data, [data[:10]], 5)
     assert projected.shape == (100, 5)
     assert np.allclose(reconstruction, data[:10], atol=1e-4)
     # Components are ordered by explained variance.

@@ -58,7 +58,7 @@ def test_dimension_count_is_checked() -> None:
 def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.gz"
     path.write_bytes(gzip.compress(encode_idx(synthetic_images()))[:40])
-    with pytest.raises(DatasetError, match="broken.gz"):
+    with pytest.raises(DatasetError, match=r"broken\.gz"):
         read_idx_file(path)
 
 

