@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from app.workspace import Workspace, embed_images
-from index.evaluation import evaluate_codes, pca_codes
+from index.evaluation import evaluate_codes
 from models.base import Autoencoder
+from models.pca import PCA
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,9 @@ def evaluate_model(
     dim = gallery_codes.shape[1]
     note(f"PCA-{dim}")
     started = time.perf_counter()
-    (train_projected, test_projected), test_reconstructed = pca_codes(train_pixels, [test_pixels], dim)
-    scores = evaluate_codes(train_projected, train.labels, test_projected, test.labels)
+    pca = PCA.fit(train_pixels, dim)
+    scores = evaluate_codes(pca.project(train_pixels), train.labels, pca.project(test_pixels), test.labels)
+    test_reconstructed = pca.reconstruct(test_pixels)
     pca_mse = float(((np.clip(test_reconstructed, 0, 1) - test_pixels) ** 2).mean())
     rows.append(
         EvalRow(

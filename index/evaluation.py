@@ -61,19 +61,3 @@ def evaluate_codes(
     """Exact-search retrieval scores of query codes against gallery codes."""
     ids = exact_neighbours(gallery_codes, query_codes, k=100)
     return scores_from_neighbours(gallery_labels[ids], query_labels)
-
-
-def pca_codes(train: np.ndarray, others: list[np.ndarray], dim: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Project flattened rows onto the top `dim` principal components fitted on `train`.
-
-    Returns the projections of `[train, *others]` and the reconstructions of `others[0]`
-    (the rows reprojected to input space), for the PCA baseline of `aeseek eval`.
-    """
-    mean = train.mean(axis=0)
-    # Eigen-decomposition of the covariance: the d x d matrix is small (784 x 784 for MNIST).
-    covariance = np.cov((train - mean).T)
-    _, eigenvectors = np.linalg.eigh(covariance)
-    components = eigenvectors[:, ::-1][:, :dim].astype(np.float32)  # (d, dim), largest first
-    projected = [(rows - mean) @ components for rows in [train, *others]]
-    reconstruction = projected[1] @ components.T + mean
-    return [p.astype(np.float32) for p in projected], reconstruction.astype(np.float32)

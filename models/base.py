@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
+
+from models.loop import Hooks
 
 
 class TrainingConfig(BaseModel):
@@ -67,6 +69,22 @@ class Autoencoder(nn.Module, ABC):
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """Training loss on a prepared batch: a dict with `loss` and its named parts."""
 
+    @property
+    def trains_end_to_end(self) -> bool:
+        """Whether the shared loop trains the whole model after `pretrain` (stacked may say no)."""
+        return True
+
+    def pretrain(self, images: Tensor, hooks: Hooks) -> dict[str, list[float]]:
+        """Greedy or layer-wise pretraining before end-to-end training; most variants have none.
+
+        Returns the loss per epoch of each pretraining phase, by phase name.
+        """
+        return {}
+
+    def extra_metrics(self, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> dict[str, Any]:
+        """Variant-specific results after training, from (images, labels) of both splits."""
+        return {}
+
     def forward(self, x: Tensor) -> Tensor:
         """Reconstruct a prepared batch in model space."""
         return self.decode(self.encode(x))
@@ -82,6 +100,13 @@ class Autoencoder(nn.Module, ABC):
         """Reconstructions of uint8 images as [0, 1] pixels (B, 28, 28)."""
         self.eval()
         return self.to_unit(self(self.prepare(images)))
+
+    @torch.no_grad()
+    def sample(self, count: int, generator: torch.Generator | None = None) -> Tensor:
+        """Images (count, 28, 28) in [0, 1] decoded from z ~ N(0, I): meaningful for VAEs."""
+        self.eval()
+        z = torch.randn(count, self.config.code_dim, generator=generator)
+        return self.to_unit(self.decode(z))
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

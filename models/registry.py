@@ -7,33 +7,62 @@ from typing import Any
 import torch
 
 from models.base import Autoencoder, AutoencoderConfig
+from models.contractive import ContractiveConfig
 from models.conv import ConvAutoencoder, ConvConfig, ConvVAEConfig, ConvVariationalAutoencoder
+from models.deep import DeepAutoencoder, DeepConfig
+from models.denoising import DenoisingConfig
+from models.dense import DenseAutoencoder
 from models.errors import CheckpointError
+from models.l2 import L2Config
+from models.lstm import LSTMAutoencoder, LSTMConfig
+from models.multilayer import MultilayerConfig
+from models.sparse import SparseConfig
+from models.stacked import StackedAutoencoder, StackedConfig
+from models.vae import VAEConfig, VariationalAutoencoder
+from models.vanilla import VanillaConfig
 
 VARIANTS: dict[str, tuple[type[AutoencoderConfig], type[Autoencoder]]] = {
+    "vanilla": (VanillaConfig, DenseAutoencoder),
+    "multilayer": (MultilayerConfig, DenseAutoencoder),
+    "stacked": (StackedConfig, StackedAutoencoder),
+    "deep": (DeepConfig, DeepAutoencoder),
+    "denoising": (DenoisingConfig, DenseAutoencoder),
     "conv": (ConvConfig, ConvAutoencoder),
     "conv_vae": (ConvVAEConfig, ConvVariationalAutoencoder),
+    "l2": (L2Config, DenseAutoencoder),
+    "sparse": (SparseConfig, DenseAutoencoder),
+    "contractive": (ContractiveConfig, DenseAutoencoder),
+    "vae": (VAEConfig, VariationalAutoencoder),
+    "lstm": (LSTMConfig, LSTMAutoencoder),
 }
 DEFAULT_VARIANT = "conv"
+GENERATIVE_VARIANTS = frozenset({"vae", "conv_vae"})
+
+
+class UnknownVariantError(CheckpointError):
+    """A variant name that is not in the registry."""
+
+    code = "unknown_variant"
+
+
+def _check(variant: object) -> str:
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise UnknownVariantError(f"unknown variant {variant!r}; known: {', '.join(sorted(VARIANTS))}")
+    return variant
 
 
 def config_from_dict(raw: dict[str, Any]) -> AutoencoderConfig:
     """Validate a JSON-ready dict (with a `variant` key) into that variant's config."""
-    variant = raw.get("variant")
-    if variant not in VARIANTS:
-        raise CheckpointError(f"unknown variant {variant!r}; known: {', '.join(sorted(VARIANTS))}")
-    return VARIANTS[variant][0].model_validate(raw)
+    return VARIANTS[_check(raw.get("variant"))][0].model_validate(raw)
 
 
 def default_config(variant: str = DEFAULT_VARIANT) -> AutoencoderConfig:
     """The default config of a variant."""
-    if variant not in VARIANTS:
-        raise CheckpointError(f"unknown variant {variant!r}; known: {', '.join(sorted(VARIANTS))}")
-    return VARIANTS[variant][0].model_validate({"variant": variant})
+    return VARIANTS[_check(variant)][0].model_validate({"variant": variant})
 
 
 def build_model(config: AutoencoderConfig) -> Autoencoder:
     """A freshly initialised model; the weights depend only on the config's seed."""
-    _, model_class = VARIANTS[config.variant]
+    _, model_class = VARIANTS[_check(config.variant)]
     torch.manual_seed(config.training.seed)
     return model_class(config)

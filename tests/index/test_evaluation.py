@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from index.evaluation import evaluate_codes, pca_codes, scores_from_neighbours
+from index.evaluation import evaluate_codes, scores_from_neighbours
 
 
 def test_scores_on_a_hand_checked_ranking() -> None:
@@ -28,14 +28,3 @@ def test_separable_clusters_retrieve_perfectly() -> None:
     queries = rng.normal(size=(30, 2)) * 0.1 + np.repeat(np.arange(3), 10)[:, None] * 10
     scores = evaluate_codes(gallery, labels, queries, np.repeat(np.arange(3), 10))
     assert scores.p_at_100 == 1.0 and scores.map_at_100 == 1.0
-
-
-def test_pca_with_full_rank_reconstructs_exactly() -> None:
-    rng = np.random.default_rng(0)
-    data = rng.normal(size=(100, 5)).astype(np.float32)
-    (projected, _), reconstruction = pca_codes(data, [data[:10]], 5)
-    assert projected.shape == (100, 5)
-    assert np.allclose(reconstruction, data[:10], atol=1e-4)
-    # Components are ordered by explained variance.
-    variances = projected.var(axis=0)
-    assert np.all(np.diff(variances) <= 1e-4)
