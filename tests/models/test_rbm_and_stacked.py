@@ -73,7 +73,9 @@ def test_stacked_without_fine_tuning_skips_end_to_end_training() -> None:
 
 def test_deep_autoencoder_is_unrolled_from_its_rbms(full_mnist: dict[str, MnistSplit]) -> None:
     model = build_model(
-        config_from_dict({"variant": "deep", "hidden": [32], "code_dim": 4, "rbm_epochs": 1, "training": {"batch_size": 64}})
+        config_from_dict(
+            {"variant": "deep", "hidden": [32], "code_dim": 4, "rbm_epochs": 1, "training": {"batch_size": 64}}
+        )
     )
     images = torch.from_numpy(full_mnist["train"].images[:128].copy())
     losses = model.pretrain(images, Hooks())

@@ -37,8 +37,18 @@ def images(full_mnist: dict[str, MnistSplit]) -> torch.Tensor:
 
 def test_the_registry_has_every_variant_of_the_chapter() -> None:
     assert set(VARIANTS) == {
-        "vanilla", "multilayer", "stacked", "deep", "denoising", "conv", "conv_vae",
-        "l2", "sparse", "contractive", "vae", "lstm",
+        "vanilla",
+        "multilayer",
+        "stacked",
+        "deep",
+        "denoising",
+        "conv",
+        "conv_vae",
+        "l2",
+        "sparse",
+        "contractive",
+        "vae",
+        "lstm",
     }
 
 
@@ -57,7 +67,7 @@ def test_shapes_of_codes_and_reconstructions(variant: str, images: torch.Tensor)
     assert codes.shape == (6, model.config.code_dim) and codes.dtype == torch.float32
     reconstruction = model.reconstruct(batch)
     assert reconstruction.shape == (6, 28, 28)
-    assert 0 <= float(reconstruction.min()) and float(reconstruction.max()) <= 1
+    assert float(reconstruction.min()) >= 0 and float(reconstruction.max()) <= 1
     losses = model.loss(model.prepare(batch))
     assert "loss" in losses and losses["loss"].ndim == 0
 
