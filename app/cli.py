@@ -14,11 +14,11 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.evaluate import evaluate_model, format_table
+from app.evaluate import evaluate_and_record, format_table
 from app.settings import Settings, get_settings
 from app.workspace import Workspace
 from models.base import AutoencoderConfig
-from models.checkpoints import list_models, load_model, update_metrics
+from models.checkpoints import list_models
 from models.errors import AeseekError
 from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, config_from_dict, default_config
 from models.summary import describe
@@ -136,15 +136,9 @@ def command_index_build(args: argparse.Namespace, settings: Settings) -> int:
 def command_eval(args: argparse.Namespace, settings: Settings) -> int:
     workspace = _workspace(settings)
     version = _resolve_version(workspace, args.model)
-    model, record = load_model(workspace.models_dir / version)
-    rows = evaluate_model(
-        workspace,
-        model,
-        f"{record.variant} {version}",
-        baselines=not args.no_baselines,
-        on_stage=lambda stage: print(stage, file=sys.stderr),
+    rows = evaluate_and_record(
+        workspace, version, not args.no_baselines, on_stage=lambda stage: print(stage, file=sys.stderr)
     )
-    update_metrics(workspace.models_dir / version, {"retrieval": rows[0].as_dict(), "evaluated": time.time()})
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:

@@ -26,13 +26,18 @@ STATUS_BY_CODE = {
     "validation_error": 422,
     "not_found": 404,
     "not_ready": 503,
+    "jobs_disabled": 503,
     "model_mismatch": 409,
+    "conflict": 409,
+    "queue_full": 429,
+    "unknown_variant": 422,
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "Empty, truncated or corrupt image.",
         404: "Unknown id.",
+        409: "The request conflicts with the current state (e.g. cancelling a finished job).",
         413: "Upload or image over the size limits.",
         415: "Not an image in an accepted format.",
         422: "Invalid parameters, or an image with no ink.",

@@ -19,6 +19,7 @@ import torch
 from app.workspace import Workspace, embed_images
 from index.evaluation import evaluate_codes
 from models.base import Autoencoder
+from models.checkpoints import load_model, update_metrics
 from models.pca import PCA
 
 
@@ -116,3 +117,18 @@ def format_table(rows: list[EvalRow]) -> str:
             f"| {row.map_at_100:.4f} | {mse} |"
         )
     return "\n".join(lines)
+
+
+def evaluate_and_record(
+    workspace: Workspace, version: str, baselines: bool = False, on_stage: Callable[[str], None] | None = None
+) -> list[EvalRow]:
+    """Evaluate a saved model (and its variant's own extras) and merge the results into model.json."""
+    model, record = load_model(workspace.models_dir / version)
+    rows = evaluate_model(workspace, model, f"{record.variant} {version}", baselines, on_stage)
+    train, test = workspace.split("train"), workspace.split("test")
+    extras = model.extra_metrics(
+        (torch.from_numpy(train.images), torch.from_numpy(train.labels)),
+        (torch.from_numpy(test.images), torch.from_numpy(test.labels)),
+    )
+    update_metrics(workspace.models_dir / version, {"retrieval": rows[0].as_dict(), "evaluated": time.time(), **extras})
+    return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +14,7 @@ from fastapi.responses import RedirectResponse
 from app.api.router import api_router
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit
-from app.runtime import configure_threads, load_search_service
+from app.runtime import Runtime, configure_threads
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger("aeseek")
@@ -21,20 +23,42 @@ DESCRIPTION = """
 Content-based image retrieval with autoencoders. A convolutional autoencoder maps each
 gallery image (MNIST by default) to a 16-d code; a FAISS index finds the codes nearest to
 a query's. Upload a picture of a digit to **POST /api/v1/search** and read its neighbours.
+Every autoencoder of the chapter trains as a background job (**POST /api/v1/train**) and can
+be activated for search once trained.
 """
+
+SUPERVISE_INTERVAL_S = 1.0
+
+
+async def _supervise_worker(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(SUPERVISE_INTERVAL_S)
+        if runtime.jobs is not None:
+            runtime.jobs.supervise()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the model and gallery are loaded by the lifespan, not here."""
+    """Build the app; the model, gallery and training worker start in the lifespan, not here."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_threads(settings)
-        app.state.search_service, app.state.not_ready_reason = load_search_service(settings)
-        if app.state.search_service is None:
-            logger.warning("not ready: %s", app.state.not_ready_reason)
-        yield
+        runtime = app.state.runtime
+        runtime.load_active()
+        supervisor = None
+        if runtime.jobs is not None:
+            runtime.jobs.start()
+            supervisor = asyncio.create_task(_supervise_worker(runtime))
+        try:
+            yield
+        finally:
+            if supervisor is not None:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
+            if runtime.jobs is not None:
+                runtime.jobs.stop()
 
     app = FastAPI(
         title="aeseek",
@@ -44,8 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.search_service = None
-    app.state.not_ready_reason = "starting"
+    app.state.runtime = Runtime(settings)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.include_router(api_router, prefix="/api/v1")

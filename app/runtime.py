@@ -1,19 +1,28 @@
-"""Process-level set-up of the service: thread counts and loading the active snapshot."""
+"""What the running service holds: settings, workspace, the search snapshot, loaded models, jobs."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 
 import torch
 
+from app.errors import ApiError
+from app.jobs.manager import JobManager
 from app.search_service import SearchService, Snapshot
 from app.settings import Settings
 from app.workspace import Workspace
 from index.backend import set_search_threads
+from index.gallery import Gallery, GalleryError
+from models.base import Autoencoder
+from models.checkpoints import ModelRecord, load_model
 from models.errors import AeseekError
 from models.preprocessing import DecodeLimits
 
 logger = logging.getLogger("aeseek")
+
+LOADED_MODELS = 4
 
 
 def configure_threads(settings: Settings) -> None:
@@ -22,13 +31,82 @@ def configure_threads(settings: Settings) -> None:
     set_search_threads(settings.faiss_threads)
 
 
-def load_search_service(settings: Settings) -> tuple[SearchService | None, str | None]:
-    """The search service over the active model and gallery, or None and the reason."""
-    workspace = Workspace(settings.data_dir, settings.mnist_source)
-    try:
-        model, record, gallery = workspace.load_active()
-    except AeseekError as error:
-        return None, str(error)
-    logger.info("loaded model %s (%s) and a gallery of %d images", record.version, record.variant, len(gallery))
-    limits = DecodeLimits(max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_bytes)
-    return SearchService(Snapshot(model, record, gallery), limits), None
+class Runtime:
+    """The service's state; one per app, created by the lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.workspace = Workspace(settings.data_dir, settings.mnist_source)
+        self.limits = DecodeLimits(max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_bytes)
+        self.search: SearchService | None = None
+        self.not_ready_reason: str | None = "starting"
+        self.jobs: JobManager | None = JobManager(settings) if settings.jobs_enabled else None
+        self._activation = threading.Lock()
+        self._models: OrderedDict[str, tuple[Autoencoder, ModelRecord]] = OrderedDict()
+        self._models_lock = threading.Lock()
+
+    def load_active(self) -> None:
+        """Load the active model and its gallery; on failure stay not-ready with the reason."""
+        try:
+            model, record, gallery = self.workspace.load_active()
+        except AeseekError as error:
+            self.not_ready_reason = str(error)
+            logger.warning("not ready: %s", error)
+            return
+        self._remember(record.version, model, record)
+        self.search = SearchService(Snapshot(model, record, gallery), self.limits)
+        self.not_ready_reason = None
+        logger.info("loaded model %s (%s) and a gallery of %d images", record.version, record.variant, len(gallery))
+
+    def require_search(self) -> SearchService:
+        """The search service, or a 503 that says why there is none yet."""
+        if self.search is None:
+            raise ApiError("not_ready", self.not_ready_reason or "no model and gallery loaded yet")
+        return self.search
+
+    def require_jobs(self) -> JobManager:
+        """The job manager, or a 503 when training jobs are switched off."""
+        if self.jobs is None:
+            raise ApiError("jobs_disabled", "training jobs are disabled on this server (AESEEK_JOBS_ENABLED=false)")
+        return self.jobs
+
+    def model(self, version: str) -> tuple[Autoencoder, ModelRecord]:
+        """A trained model by version, loaded once and kept among the last few used."""
+        if not version.isalnum() or not (self.workspace.models_dir / version / "model.json").is_file():
+            raise ApiError("not_found", f"no trained model with version {version!r}; see GET /api/v1/models")
+        with self._models_lock:
+            if version in self._models:
+                self._models.move_to_end(version)
+                return self._models[version]
+        model, record = load_model(self.workspace.models_dir / version)
+        self._remember(version, model, record)
+        return model, record
+
+    def _remember(self, version: str, model: Autoencoder, record: ModelRecord) -> None:
+        with self._models_lock:
+            self._models[version] = (model, record)
+            while len(self._models) > LOADED_MODELS:
+                self._models.popitem(last=False)
+
+    def activate(self, version: str) -> Snapshot:
+        """Answer searches with `version`: reuse or build its gallery, then swap atomically.
+
+        Searches in flight finish on the old snapshot; activations run one at a time.
+        """
+        with self._activation:
+            model, record = self.model(version)
+            gallery_dir = self.workspace.galleries_dir / f"{version}-{self.settings.gallery}"
+            try:
+                gallery = Gallery.load(gallery_dir, expected_model_version=version)
+            except GalleryError:
+                gallery_dir = self.workspace.build_gallery(version, self.settings.gallery)
+                gallery = Gallery.load(gallery_dir, expected_model_version=version)
+            self.workspace.activate(version, gallery_dir)
+            snapshot = Snapshot(model, record, gallery)
+            if self.search is None:
+                self.search = SearchService(snapshot, self.limits)
+            else:
+                self.search.swap(snapshot)
+            self.not_ready_reason = None
+            logger.info("activated model %s (%s)", version, record.variant)
+            return snapshot

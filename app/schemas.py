@@ -92,5 +92,13 @@ class ModelPublic(BaseModel):
     created: float = Field(description="Unix time of training.")
     history: dict[str, Any] = Field(description="Loss per epoch, seconds, images seen.")
     metrics: dict[str, Any] = Field(description="Results of `aeseek eval`, when it has been run.")
+    active: bool = Field(False, description="Whether this model answers searches now.")
     gallery: str | None = Field(None, description="Which MNIST splits the active gallery holds.")
     gallery_size: int | None = None
+
+
+class ModelList(BaseModel):
+    """Trained models, newest first."""
+
+    data: list[ModelPublic]
+    count: int

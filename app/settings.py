@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     max_k: int = Field(100, ge=1, description="Largest number of neighbours a search may ask for.")
     torch_threads: int = Field(1, ge=1, description="Torch intra-op threads for query encoding.")
     faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (1 was fastest on 2 cores).")
+    jobs_enabled: bool = Field(True, description="Run a training worker process beside the API.")
+    train_threads: int = Field(
+        1, ge=1, description="Torch threads of the training worker (leaves a core for searches)."
+    )
+    max_queued_jobs: int = Field(8, ge=1, description="Training jobs that may wait in the queue.")
     log_level: str = "info"
 
 

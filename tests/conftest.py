@@ -79,7 +79,9 @@ def trained_dir(small_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def settings(trained_dir: Path) -> Settings:
-    return Settings(data_dir=trained_dir, mnist_source="idx", bootstrap=False, max_upload_bytes=2 * 1024 * 1024)
+    return Settings(
+        data_dir=trained_dir, mnist_source="idx", bootstrap=False, jobs_enabled=False, max_upload_bytes=2 * 1024 * 1024
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.errors import ApiError
+from app.jobs.manager import JobManager
+from app.runtime import Runtime
 from app.search_service import SearchService
 from app.settings import Settings
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The service's state."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def get_settings_dependency(request: Request) -> Settings:
@@ -19,14 +26,15 @@ def get_settings_dependency(request: Request) -> Settings:
 
 def get_search_service(request: Request) -> SearchService:
     """The loaded search service, or a 503 until a model and gallery are loaded."""
-    service: SearchService | None = request.app.state.search_service
-    if service is None:
-        raise ApiError(
-            "not_ready",
-            request.app.state.not_ready_reason or "no model and gallery loaded yet",
-        )
-    return service
+    return get_runtime(request).require_search()
 
 
+def get_job_manager(request: Request) -> JobManager:
+    """The training job manager, or a 503 when jobs are disabled."""
+    return get_runtime(request).require_jobs()
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 SearchServiceDep = Annotated[SearchService, Depends(get_search_service)]
+JobManagerDep = Annotated[JobManager, Depends(get_job_manager)]

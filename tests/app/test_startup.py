@@ -11,7 +11,7 @@ from tests.conftest import tiny_config
 
 
 def test_service_without_a_model_is_live_but_not_ready(tmp_path: Path) -> None:
-    with TestClient(create_app(Settings(data_dir=tmp_path, bootstrap=False))) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path, bootstrap=False, jobs_enabled=False))) as client:
         assert client.get("/api/v1/health").status_code == 200
         ready = client.get("/api/v1/ready")
         assert ready.status_code == 503 and ready.json()["code"] == "not_ready"
@@ -28,7 +28,7 @@ def test_service_refuses_a_gallery_of_another_model(trained_dir: Path, tmp_path:
     other = Workspace(tmp_path, "idx")
     record = save_model(build_model(tiny_config(seed=5)), other.models_dir)
     other.activate(record.version, tmp_path / active.gallery_dir)
-    with TestClient(create_app(Settings(data_dir=tmp_path, bootstrap=False))) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path, bootstrap=False, jobs_enabled=False))) as client:
         ready = client.get("/api/v1/ready")
         assert ready.status_code == 503
         message = ready.json()["message"]

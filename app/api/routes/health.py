@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.errors import ERROR_RESPONSES, ApiError
+from app.errors import ERROR_RESPONSES
 from app.schemas import HealthResponse, ModelRef, ReadyResponse
 
 router = APIRouter(tags=["health"])
@@ -19,10 +19,7 @@ async def get_health() -> HealthResponse:
 @router.get("/ready", response_model=ReadyResponse, responses={503: ERROR_RESPONSES[503]}, summary="Readiness probe")
 async def get_ready(request: Request) -> ReadyResponse:
     """200 once a model and its gallery are loaded and searches can be answered, 503 before."""
-    service = request.app.state.search_service
-    if service is None:
-        raise ApiError("not_ready", request.app.state.not_ready_reason or "not loaded yet")
-    snapshot = service.snapshot
+    snapshot = request.app.state.runtime.require_search().snapshot
     return ReadyResponse(
         status="ready",
         model=ModelRef(version=snapshot.record.version, variant=snapshot.record.variant),

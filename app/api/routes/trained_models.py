@@ -1,24 +1,60 @@
-"""The trained models: which one answers searches."""
+"""The trained models: list them, see which one answers searches, activate another."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.deps import SearchServiceDep
+from fastapi import APIRouter, Path
+
+from app.api.deps import RuntimeDep, SearchServiceDep
 from app.errors import ERROR_RESPONSES
-from app.schemas import ModelPublic
+from app.runtime import Runtime
+from app.schemas import ModelList, ModelPublic
+from models.checkpoints import ModelRecord, list_models
 
 router = APIRouter(prefix="/models", tags=["models"])
+
+Version = Annotated[str, Path(description="Model version id (12 hex digits).", max_length=64)]
+
+
+def _public(record: ModelRecord, runtime: Runtime) -> ModelPublic:
+    search = runtime.search
+    active = search is not None and search.snapshot.record.version == record.version
+    gallery = search.snapshot.gallery if search is not None and active else None
+    return ModelPublic(
+        **record.as_dict(),
+        active=active,
+        gallery=gallery.manifest.gallery if gallery else None,
+        gallery_size=len(gallery) if gallery else None,
+    )
+
+
+@router.get("", response_model=ModelList, summary="List trained models")
+def list_trained_models(runtime: RuntimeDep) -> ModelList:
+    """Every trained model (variant, version, config, metrics, created), newest first."""
+    records = list_models(runtime.workspace.models_dir)
+    return ModelList(data=[_public(record, runtime) for record in records], count=len(records))
 
 
 @router.get(
     "/active", response_model=ModelPublic, responses={503: ERROR_RESPONSES[503]}, summary="Get the active model"
 )
-def get_active_model(service: SearchServiceDep) -> ModelPublic:
+def get_active_model(service: SearchServiceDep, runtime: RuntimeDep) -> ModelPublic:
     """Variant, version, config, training history and retrieval metrics of the model answering searches."""
-    snapshot = service.snapshot
-    return ModelPublic(
-        **snapshot.record.as_dict(),
-        gallery=snapshot.gallery.manifest.gallery,
-        gallery_size=len(snapshot.gallery),
-    )
+    return _public(service.snapshot.record, runtime)
+
+
+@router.get("/{version}", response_model=ModelPublic, responses=ERROR_RESPONSES, summary="Get a trained model")
+def get_trained_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
+    """One trained model's description."""
+    _, record = runtime.model(version)
+    return _public(record, runtime)
+
+
+@router.post("/{version}/activate", response_model=ModelPublic, responses=ERROR_RESPONSES, summary="Activate a model")
+def activate_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
+    """Embed the gallery with this model (or reuse its gallery if already built) and swap it in
+    atomically: searches in flight finish on the old model, later ones use the new one, and
+    every search response names the version that answered it."""
+    snapshot = runtime.activate(version)
+    return _public(snapshot.record, runtime)

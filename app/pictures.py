@@ -1,0 +1,58 @@
+"""PNG pictures: image grids (numpy + Pillow) and loss curves (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to memory only
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from app.images import png_bytes
+
+
+def grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray:
+    """Tile equally sized uint8 images into one uint8 image, row by row, with gaps."""
+    height, width = rows[0][0].shape
+    columns = max(len(row) for row in rows)
+    canvas = np.full((len(rows) * (height + gap) - gap, columns * (width + gap) - gap), 64, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = r * (height + gap), c * (width + gap)
+            canvas[top : top + height, left : left + width] = image
+    return canvas
+
+
+def to_uint8(unit: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to uint8 pixels."""
+    return np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def grid_png(rows: Sequence[Sequence[np.ndarray]], scale: int = 4) -> bytes:
+    """A grid of uint8 images as an enlarged PNG."""
+    return png_bytes(grid(rows), scale)
+
+
+def curves_png(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str) -> bytes:
+    """Named (x, y) curves on one log-scale plot, as PNG."""
+    figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    for name, (xs, ys) in curves.items():
+        axes.plot(xs, ys, marker="o" if len(xs) < 30 else None, label=name)
+    positive = all(y > 0 for _, ys in curves.values() for y in ys)
+    if positive:
+        axes.set_yscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("loss")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    if len(curves) > 1:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
