@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from app.evaluate import evaluate_and_record, format_table
+from app.progress import TrainingBar
 from app.settings import Settings, get_settings
 from app.workspace import Workspace
 from models.base import AutoencoderConfig
@@ -22,7 +23,6 @@ from models.checkpoints import list_models
 from models.errors import AeseekError
 from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, config_from_dict, default_config
 from models.summary import describe
-from models.training import Progress
 
 TRAINING_FLAGS = ("epochs", "batch_size", "lr", "seed", "train_subset")
 
@@ -57,24 +57,6 @@ def build_config(args: argparse.Namespace) -> AutoencoderConfig:
             raw["training"][flag] = value
     raw["variant"] = args.variant
     return config_from_dict(raw)
-
-
-class TrainingBar:
-    """A tqdm bar over training steps showing loss, images/s and ETA."""
-
-    def __init__(self) -> None:
-        self.bar: tqdm[Any] | None = None
-
-    def __call__(self, progress: Progress) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=progress.steps_total, unit="step", dynamic_ncols=True, initial=progress.step - 1)
-        self.bar.set_description(f"epoch {progress.epoch}/{progress.epochs}", refresh=False)
-        self.bar.set_postfix(loss=f"{progress.loss:.4f}", img_s=f"{progress.images_per_s:.0f}", refresh=False)
-        self.bar.update(progress.step - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _workspace(settings: Settings) -> Workspace:
@@ -198,6 +180,25 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from app.bench import assignments, variants
+    from app.bench.common import Bench
+
+    bench = Bench(_workspace(settings), args.out, quick=args.quick)
+    if args.benchmark == "variants":
+        variants.run_variants(bench, variants.known_variants(args.only))
+    elif args.benchmark == "l2":
+        assignments.l2_sweep(bench)
+    elif args.benchmark == "code-size":
+        assignments.code_size_sweep(bench)
+    elif args.benchmark == "vae":
+        assignments.vae_generation(bench)
+    elif args.benchmark == "overcomplete":
+        assignments.overcomplete(bench)
+    print(f"results in {args.out}", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     formatter = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="aeseek", description=__doc__, formatter_class=formatter)
@@ -248,6 +249,13 @@ def _parser() -> argparse.ArgumentParser:
     activate = models.add_parser("activate", help="Index the gallery with a model and make it active.")
     activate.add_argument("version")
     activate.set_defaults(handler=command_models_activate)
+
+    bench = commands.add_parser("bench", help="Measure: variants, chapter assignments.", formatter_class=formatter)
+    bench.add_argument("benchmark", choices=["variants", "l2", "code-size", "vae", "overcomplete"])
+    bench.add_argument("--out", type=Path, default=Path("docs/results"), help="Where results are written.")
+    bench.add_argument("--quick", action="store_true", help="A smoke run: 1 epoch on 512 images.")
+    bench.add_argument("--only", help="variants: a comma-separated subset.")
+    bench.set_defaults(handler=command_bench)
 
     serve = commands.add_parser("serve", help="Serve the HTTP API (trains and indexes on first start).")
     serve.add_argument("--host", help="Bind address (default: AESEEK_HOST).")

@@ -80,3 +80,20 @@ def test_corruptions() -> None:
     assert noisy.min() >= 0 and noisy.max() <= 1
     assert (noisy - x).std().item() == pytest.approx(0.1, abs=0.01)
     assert torch.equal(corrupt(x, "none", 0.5), x)
+
+
+def test_noise_transfer_is_one_for_identity_and_zero_for_a_constant() -> None:
+    from models.diagnostics import noise_transfer
+
+    class Identity(DenseAutoencoder):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    class Constant(DenseAutoencoder):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(x, 0.5)
+
+    images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8)
+    config = config_from_dict({"variant": "vanilla", "code_dim": 4})
+    assert noise_transfer(Identity(config), images)["noise_kept"] == pytest.approx(1.0, abs=1e-5)
+    assert noise_transfer(Constant(config), images)["noise_kept"] == pytest.approx(0.0, abs=1e-6)

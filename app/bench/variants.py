@@ -1,0 +1,97 @@
+"""`aeseek bench variants`: every variant at its default config, one table and one picture.
+
+Each variant trains on the full MNIST training set (or a small subset with --quick), is
+evaluated on the foundation's protocol (10k test queries, 60k training gallery), and
+reconstructs the first test image of each digit for a grid with one row per variant.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.bench.common import Bench, machine, markdown_table, summary_line
+from app.evaluate import evaluate_and_record
+from app.pictures import labelled_grid_png, to_uint8
+from models.checkpoints import load_model
+from models.registry import VARIANTS
+
+ORDER = [
+    "vanilla", "multilayer", "stacked", "deep", "denoising", "conv", "conv_vae",
+    "l2", "sparse", "contractive", "vae", "lstm",
+]  # fmt: skip
+
+
+def one_per_digit(labels: np.ndarray) -> np.ndarray:
+    """Index of the first image of each digit 0-9."""
+    return np.array([int(np.flatnonzero(labels == digit)[0]) for digit in range(10)])
+
+
+def run_variants(bench: Bench, variants: list[str]) -> list[dict[str, Any]]:
+    """Train, evaluate and picture each variant; write variants.json, variants.md, variants.png."""
+    test = bench.workspace.split("test")
+    shown = one_per_digit(test.labels)
+    originals = test.images[shown]
+    rows: list[dict[str, Any]] = []
+    pictures: list[tuple[str, list[np.ndarray]]] = [("original", list(originals))]
+    for variant in variants:
+        print(f"== {variant}", file=sys.stderr)
+        record = bench.train(bench.config({"variant": variant}))
+        [evaluation] = evaluate_and_record(bench.workspace, record.version)
+        model, record = load_model(bench.workspace.models_dir / record.version)
+        reconstructions = model.reconstruct(torch.from_numpy(originals)).numpy()
+        pictures.append((variant, [to_uint8(image) for image in reconstructions]))
+        extras = {
+            key: value
+            for key, value in record.metrics.items()
+            if key not in ("retrieval", "evaluated", "reconstruction_mse")
+        }
+        rows.append(
+            {
+                "variant": variant,
+                "version": record.version,
+                "code_dim": int(record.config["code_dim"]),
+                "parameters": record.parameters,
+                "train_seconds": round(float(record.history.get("seconds", 0.0)), 1),
+                "reconstruction_mse": evaluation.reconstruction_mse,
+                "p_at_10": evaluation.p_at_10,
+                "map_at_100": evaluation.map_at_100,
+                "extras": extras,
+            }
+        )
+    bench.write_json("variants", rows)
+    header = ["variant", "code", "params", "train s", "recon. MSE", "P@10", "mAP@100", "notes"]
+    table = markdown_table(
+        header,
+        [
+            [
+                row["variant"], row["code_dim"], f"{row['parameters']:,}", row["train_seconds"],
+                row["reconstruction_mse"], row["p_at_10"], row["map_at_100"], _notes(row["extras"]),
+            ]
+            for row in rows
+        ],
+    )  # fmt: skip
+    bench.write_text("variants.md", summary_line(machine()) + table)
+    bench.write_png("variants.png", labelled_grid_png(pictures))
+    return rows
+
+
+def _notes(extras: dict[str, Any]) -> str:
+    parts = []
+    for key, value in sorted(extras.items()):
+        parts.append(f"{key.replace('_', ' ')} {value:.4f}" if isinstance(value, float) else f"{key} {value}")
+    return "; ".join(parts)
+
+
+def known_variants(names: str | None) -> list[str]:
+    """The variants to run: all in the chapter's order, or a comma-separated choice."""
+    if not names:
+        return ORDER
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {', '.join(ORDER)}")
+    return chosen
