@@ -171,6 +171,10 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.bootstrap:
         ensure_ready(settings)
+    mismatch = _workspace(settings).active_mismatch()
+    if mismatch is not None:
+        print(f"aeseek: refusing to start: {mismatch}", file=sys.stderr)
+        return 2
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.host,

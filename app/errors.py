@@ -26,6 +26,11 @@ STATUS_BY_CODE = {
     "validation_error": 422,
     "not_found": 404,
     "not_ready": 503,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "mutations_disabled": 403,
+    "server_misconfigured": 500,
+    "timeout": 504,
     "jobs_disabled": 503,
     "model_mismatch": 409,
     "conflict": 409,
@@ -36,6 +41,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "Empty, truncated or corrupt image.",
+        401: "Missing or malformed `Authorization: Bearer <key>` header.",
+        403: "The key is not valid, or no key is configured for mutating endpoints.",
         404: "Unknown id.",
         409: "The request conflicts with the current state (e.g. cancelling a finished job).",
         413: "Upload or image over the size limits.",
@@ -75,7 +82,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AeseekError)
     async def handle_domain_error(request: Request, error: AeseekError) -> JSONResponse:
         status = STATUS_BY_CODE.get(error.code, 400)
-        return error_response(status, error.code, str(error), getattr(error, "details", None))
+        response = error_response(status, error.code, str(error), getattr(error, "details", None))
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

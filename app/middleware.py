@@ -1,6 +1,8 @@
-"""ASGI middleware: refuse request bodies over the upload limit before they are read whole."""
+"""ASGI middleware: body-size limit and request timeout, both answering in the shared error format."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,3 +65,34 @@ class BodySizeLimit:
             f"the request body is over the upload limit of {self.max_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)",
         )
         await response(scope, receive, send)
+
+
+class RequestTimeout:
+    """504 for a request that runs longer than the limit (activation, which re-embeds, is exempt)."""
+
+    def __init__(self, app: ASGIApp, seconds: float, exempt_suffixes: tuple[str, ...] = ("/activate",)) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.exempt_suffixes = exempt_suffixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].endswith(self.exempt_suffixes):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
+        except TimeoutError:
+            if started:
+                raise
+            response = error_response(
+                504, "timeout", f"the request took longer than {self.seconds:g} s (AESEEK_REQUEST_TIMEOUT_S)"
+            )
+            await response(scope, receive, send)

@@ -47,6 +47,8 @@ class Runtime:
 
     def load_active(self) -> None:
         """Load the active model and its gallery; on failure stay not-ready with the reason."""
+        for path in self.workspace.sweep_temporary_files():
+            logger.warning("removed %s, left by an interrupted write", path)
         try:
             model, record, gallery = self.workspace.load_active()
         except AeseekError as error:

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         1, ge=1, description="Torch threads of the training worker (leaves a core for searches)."
     )
     max_queued_jobs: int = Field(8, ge=1, description="Training jobs that may wait in the queue.")
+    api_keys: str = Field("", description="Comma-separated API keys for mutating endpoints.", repr=False)
+    api_keys_file: Path | None = Field(None, description="A file of API keys, one per line (e.g. a secret).")
+    allow_open_mutations: bool = Field(False, description="Development only: mutating endpoints without a key.")
+    require_key_for_reads: bool = Field(False, description="Close read endpoints too (searches, lists).")
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty: CORS off.")
+    request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may run before a 504.")
     log_level: str = "info"
 
 

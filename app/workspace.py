@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from index.gallery import Gallery, GalleryItem
+from index.gallery import Gallery, GalleryItem, ModelMismatchError, read_manifest
 from models.base import Autoencoder, AutoencoderConfig
 from models.checkpoints import ModelRecord, load_model, save_model
 from models.errors import AeseekError
@@ -36,6 +37,8 @@ GALLERY_SPLITS: dict[GalleryChoice, tuple[Split, ...]] = {
     "both": ("train", "test"),
 }
 EMBED_BATCH = 1024
+KEPT_ACTIVATIONS = 5
+logger = logging.getLogger("aeseek")
 
 
 class NotReadyError(AeseekError):
@@ -145,24 +148,75 @@ class Workspace:
         return directory
 
     def activate(self, version: str, gallery_dir: Path) -> None:
-        """Point the service at a model and its gallery (one atomic write)."""
-        atomic_write_json(
-            self.active_file,
-            {"model_version": version, "gallery_dir": str(gallery_dir.relative_to(self.root)), "at": time.time()},
-        )
+        """Point the service at a model and its gallery (one atomic write); earlier ones are kept as fallbacks."""
+        pointer = {"model_version": version, "gallery_dir": str(gallery_dir.relative_to(self.root))}
+        earlier = [p for p in self._pointers() if p != pointer][: KEPT_ACTIVATIONS - 1]
+        atomic_write_json(self.active_file, {**pointer, "at": time.time(), "previous": earlier})
+
+    def _pointers(self) -> list[dict[str, str]]:
+        if not self.active_file.is_file():
+            return []
+        try:
+            raw = json.loads(self.active_file.read_text())
+        except ValueError as error:
+            raise NotReadyError(f"{self.active_file} is not valid JSON ({error})") from error
+        current = {"model_version": raw["model_version"], "gallery_dir": raw["gallery_dir"]}
+        return [current, *raw.get("previous", [])]
 
     def active(self) -> ActivePointer | None:
         """The active model and gallery, or None before the first activation."""
-        if not self.active_file.is_file():
-            return None
-        raw = json.loads(self.active_file.read_text())
-        return ActivePointer(raw["model_version"], raw["gallery_dir"])
+        pointers = self._pointers()
+        return ActivePointer(**pointers[0]) if pointers else None
 
     def load_active(self) -> tuple[Autoencoder, ModelRecord, Gallery]:
-        """The active model and its gallery, checked to belong together."""
+        """The active model and its gallery, checked to belong together.
+
+        A corrupt or partial model or gallery is reported and skipped: the previous
+        activation that loads cleanly is used instead. A gallery built by another model
+        version is a configuration error and is refused, not skipped.
+        """
+        pointers = self._pointers()
+        if not pointers:
+            raise NotReadyError("no active model; run `aeseek train conv` and `aeseek index build`, or `aeseek serve`")
+        problems = []
+        for raw in pointers:
+            pointer = ActivePointer(**raw)
+            try:
+                model, record = load_model(self.models_dir / pointer.model_version)
+                gallery = Gallery.load(self.root / pointer.gallery_dir, expected_model_version=record.version)
+            except ModelMismatchError:
+                raise
+            except AeseekError as error:
+                logger.error("skipping activation %s: %s", pointer.model_version, error)
+                problems.append(f"{pointer.model_version}: {error}")
+                continue
+            if problems:
+                logger.warning("serving the last good activation %s instead", pointer.model_version)
+            return model, record, gallery
+        raise NotReadyError("no activation loads cleanly: " + "; ".join(problems))
+
+    def active_mismatch(self) -> str | None:
+        """Why the active gallery does not belong to the active model, or None (reads manifests only)."""
         pointer = self.active()
         if pointer is None:
-            raise NotReadyError("no active model; run `aeseek train conv` and `aeseek index build`, or `aeseek serve`")
-        model, record = load_model(self.models_dir / pointer.model_version)
-        gallery = Gallery.load(self.root / pointer.gallery_dir, expected_model_version=record.version)
-        return model, record, gallery
+            return None
+        try:
+            manifest = read_manifest(self.root / pointer.gallery_dir)
+        except AeseekError:
+            return None  # missing or corrupt: reported (and skipped) when the service loads
+        if manifest.model_version == pointer.model_version:
+            return None
+        return (
+            f"the active gallery {pointer.gallery_dir} was built with model {manifest.model_version}, but the "
+            f"active model is {pointer.model_version}; run `aeseek index build --model {pointer.model_version}`"
+        )
+
+    def sweep_temporary_files(self, older_than_s: float = 60.0) -> list[Path]:
+        """Delete temporary files left by writes that were killed before their rename."""
+        removed = []
+        cutoff = time.time() - older_than_s
+        for path in self.root.rglob(".*.tmp"):
+            if path.is_file() and path.stat().st_mtime <= cutoff:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed

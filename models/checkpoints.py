@@ -41,6 +41,7 @@ class ModelRecord:
     created: float
     history: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
@@ -65,6 +66,7 @@ def save_model(model: Autoencoder, models_root: Path, history: dict[str, Any] | 
         parameters=model.parameter_count(),
         created=time.time(),
         history=history or {},
+        weights_sha256=hashlib.sha256(weights).hexdigest(),
     )
     atomic_write_bytes(directory / WEIGHTS, weights)
     atomic_write_json(directory / DESCRIPTION, record.as_dict())
@@ -95,9 +97,13 @@ def load_model(directory: Path) -> tuple[Autoencoder, ModelRecord]:
     record = read_record(directory)
     model = build_model(config_from_dict(record.config))
     try:
-        state = load_safetensors((directory / WEIGHTS).read_bytes())
+        raw = (directory / WEIGHTS).read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{directory / WEIGHTS} is missing") from None
+    if record.weights_sha256 and hashlib.sha256(raw).hexdigest() != record.weights_sha256:
+        raise CheckpointError(f"{directory / WEIGHTS} does not match its checksum: the file is corrupt or partial")
+    try:
+        state = load_safetensors(raw)
     except (SafetensorError, ValueError, OSError) as error:
         raise CheckpointError(f"{directory / WEIGHTS} is not a valid safetensors file ({error})") from error
     try:

@@ -1,14 +1,11 @@
-"""All routes of the API, mounted under /api/v1."""
+"""All routes of the API, mounted under /api/v1; every route but the probes obeys read access."""
 
 from fastapi import APIRouter
 
 from app.api.routes import gallery, health, jobs, model_pictures, search, trained_models, training
+from app.security import ReadAccess
 
 api_router = APIRouter()
 api_router.include_router(health.router)
-api_router.include_router(search.router)
-api_router.include_router(gallery.router)
-api_router.include_router(training.router)
-api_router.include_router(jobs.router)
-api_router.include_router(trained_models.router)
-api_router.include_router(model_pictures.router)
+for module in (search, gallery, training, jobs, trained_models, model_pictures):
+    api_router.include_router(module.router, dependencies=[ReadAccess])

@@ -19,8 +19,12 @@ TINY_CONV = {"variant": "conv", "channels": [8, 16, 32], "training": {"epochs": 
 WAIT_S = 180  # an upper bound on waiting for a state, not a performance assertion
 
 
+KEY = "jobs-test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
 def settings_for(root: Path) -> Settings:
-    return Settings(data_dir=root, mnist_source="idx", bootstrap=False, jobs_enabled=True)
+    return Settings(data_dir=root, mnist_source="idx", bootstrap=False, jobs_enabled=True, api_keys=KEY)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,7 @@ def root(small_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def client(root: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(root))) as test_client:
+    with TestClient(create_app(settings_for(root)), headers=AUTH) as test_client:
         yield test_client
 
 
@@ -183,7 +187,7 @@ def test_killed_worker_leaves_an_interrupted_job_that_resumes(client: TestClient
 
 
 def test_jobs_survive_a_restart(client: TestClient, root: Path, trained: dict[str, Any]) -> None:
-    with TestClient(create_app(settings_for(root))) as second:
+    with TestClient(create_app(settings_for(root)), headers=AUTH) as second:
         listed = second.get("/api/v1/jobs").json()
         ids = {job["id"]: job["state"] for job in listed["data"]}
         assert ids[trained["id"]] == "succeeded" and listed["count"] == len(ids)
@@ -192,7 +196,7 @@ def test_jobs_survive_a_restart(client: TestClient, root: Path, trained: dict[st
 
 def test_queue_limit(root: Path) -> None:
     settings = settings_for(root).model_copy(update={"max_queued_jobs": 1, "jobs_enabled": True})
-    with TestClient(create_app(settings)) as limited:
+    with TestClient(create_app(settings), headers=AUTH) as limited:
         long = {**TINY_CONV, "training": {"epochs": 500}}
         first, second, third = (limited.post("/api/v1/train", json=long) for _ in range(3))
         statuses = [first.status_code, second.status_code, third.status_code]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -12,6 +12,7 @@ from app.api.deps import JobManagerDep
 from app.errors import ERROR_RESPONSES
 from app.jobs.store import JobRecord
 from app.pictures import curves_png
+from app.security import require_write_access
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -39,7 +40,12 @@ def get_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
 
 
 @router.delete(
-    "/{job_id}", status_code=202, response_model=JobRecord, responses=ERROR_RESPONSES, summary="Cancel a job"
+    "/{job_id}",
+    dependencies=[Depends(require_write_access)],
+    status_code=202,
+    response_model=JobRecord,
+    responses=ERROR_RESPONSES,
+    summary="Cancel a job",
 )
 def cancel_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
     """Ask the worker to stop a queued or running job; it becomes `cancelled` within a step."""
@@ -47,7 +53,12 @@ def cancel_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
 
 
 @router.post(
-    "/{job_id}/resume", status_code=202, response_model=JobRecord, responses=ERROR_RESPONSES, summary="Resume a job"
+    "/{job_id}/resume",
+    dependencies=[Depends(require_write_access)],
+    status_code=202,
+    response_model=JobRecord,
+    responses=ERROR_RESPONSES,
+    summary="Resume a job",
 )
 def resume_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
     """Queue an interrupted, failed or cancelled job again; it continues from its last saved epoch."""

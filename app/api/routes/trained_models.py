@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
 from app.api.deps import RuntimeDep, SearchServiceDep
 from app.errors import ERROR_RESPONSES
 from app.runtime import Runtime
 from app.schemas import ModelList, ModelPublic
+from app.security import require_write_access
 from models.checkpoints import ModelRecord, list_models
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -51,7 +52,13 @@ def get_trained_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
     return _public(record, runtime)
 
 
-@router.post("/{version}/activate", response_model=ModelPublic, responses=ERROR_RESPONSES, summary="Activate a model")
+@router.post(
+    "/{version}/activate",
+    dependencies=[Depends(require_write_access)],
+    response_model=ModelPublic,
+    responses=ERROR_RESPONSES,
+    summary="Activate a model",
+)
 def activate_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
     """Embed the gallery with this model (or reuse its gallery if already built) and swap it in
     atomically: searches in flight finish on the old model, later ones use the new one, and

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from pydantic import Field
 
 from app.api.deps import JobManagerDep
 from app.errors import ERROR_RESPONSES
 from app.jobs.store import JobRecord
+from app.security import require_write_access
 from models.base import AutoencoderConfig
 from models.registry import VARIANTS
 
@@ -36,6 +37,7 @@ EXAMPLES: dict[str, Any] = {
 
 @router.post(
     "/train",
+    dependencies=[Depends(require_write_access)],
     status_code=202,
     response_model=JobRecord,
     responses={422: ERROR_RESPONSES[422], 429: {"model": ERROR_RESPONSES[422]["model"], "description": "Queue full."}},
