@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from app.api.router import api_router
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit, RequestTimeout
+from app.openapi import install_openapi
 from app.runtime import Runtime, configure_threads
 from app.settings import Settings, get_settings
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(api_router, prefix="/api/v1")
+    install_openapi(app, reads_need_key=settings.require_key_for_reads)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

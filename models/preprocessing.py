@@ -45,6 +45,23 @@ class DecodeLimits:
     max_bytes: int = 10 * 1024 * 1024
 
 
+SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _sniff_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in SIGNATURES.items() if data.startswith(magic)), None)
+
+
 def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
     """Decode an uploaded file into a fully loaded PIL image, refusing what cannot be used."""
     if not data:
@@ -56,6 +73,9 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Image.Im
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        looks_like = _sniff_format(data)
+        if looks_like is not None:
+            raise CorruptImageError(f"the file starts like a {looks_like} but its header is corrupt") from None
         raise UnsupportedImageError(
             "the file is not a recognised image; send PNG, JPEG, GIF, BMP, WebP or TIFF"
         ) from None

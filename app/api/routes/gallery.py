@@ -14,7 +14,7 @@ from app.schemas import GalleryItemPublic
 
 router = APIRouter(prefix="/gallery", tags=["gallery"])
 
-ItemId = Annotated[int, Path(ge=0, description="Gallery id, as returned by a search.")]
+ItemId = Annotated[int, Path(ge=0, le=2**63 - 1, description="Gallery id, as returned by a search.")]
 
 
 def image_url(item_id: int) -> str:

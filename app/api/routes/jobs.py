@@ -12,7 +12,7 @@ from app.api.deps import JobManagerDep
 from app.errors import ERROR_RESPONSES
 from app.jobs.store import JobRecord
 from app.pictures import curves_png
-from app.security import require_write_access
+from app.security import WRITE_OPERATION, require_write_access
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -42,6 +42,7 @@ def get_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
 @router.delete(
     "/{job_id}",
     dependencies=[Depends(require_write_access)],
+    openapi_extra=WRITE_OPERATION,
     status_code=202,
     response_model=JobRecord,
     responses=ERROR_RESPONSES,
@@ -55,6 +56,7 @@ def cancel_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
 @router.post(
     "/{job_id}/resume",
     dependencies=[Depends(require_write_access)],
+    openapi_extra=WRITE_OPERATION,
     status_code=202,
     response_model=JobRecord,
     responses=ERROR_RESPONSES,

@@ -10,7 +10,7 @@ from app.api.deps import RuntimeDep, SearchServiceDep
 from app.errors import ERROR_RESPONSES
 from app.runtime import Runtime
 from app.schemas import ModelList, ModelPublic
-from app.security import require_write_access
+from app.security import WRITE_OPERATION, require_write_access
 from models.checkpoints import ModelRecord, list_models
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -55,6 +55,7 @@ def get_trained_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
 @router.post(
     "/{version}/activate",
     dependencies=[Depends(require_write_access)],
+    openapi_extra=WRITE_OPERATION,
     response_model=ModelPublic,
     responses=ERROR_RESPONSES,
     summary="Activate a model",

@@ -10,7 +10,7 @@ from pydantic import Field
 from app.api.deps import JobManagerDep
 from app.errors import ERROR_RESPONSES
 from app.jobs.store import JobRecord
-from app.security import require_write_access
+from app.security import WRITE_OPERATION, require_write_access
 from models.base import AutoencoderConfig
 from models.registry import VARIANTS
 
@@ -38,6 +38,7 @@ EXAMPLES: dict[str, Any] = {
 @router.post(
     "/train",
     dependencies=[Depends(require_write_access)],
+    openapi_extra=WRITE_OPERATION,
     status_code=202,
     response_model=JobRecord,
     responses={422: ERROR_RESPONSES[422], 429: {"model": ERROR_RESPONSES[422]["model"], "description": "Queue full."}},
