@@ -7,10 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.api.router import api_router
 from app.errors import install_error_handlers
@@ -30,6 +32,7 @@ be activated for search once trained.
 """
 
 SUPERVISE_INTERVAL_S = 1.0
+WEB_DIR = Path(__file__).parent / "web" / "static"
 
 
 async def _supervise_worker(runtime: Runtime) -> None:
@@ -85,8 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router, prefix="/api/v1")
     install_openapi(app, reads_need_key=settings.require_key_for_reads)
 
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
     @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    async def web_page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,10 +55,8 @@ class BodySizeLimit:
             forwarded = True
             await send(message)
 
-        try:
+        with contextlib.suppress(_BodyTooLarge):
             await self.app(scope, counting_receive, guarded_send)
-        except _BodyTooLarge:
-            pass
         if too_large and not forwarded:
             await self._refuse(scope, receive, send)
 

@@ -14,7 +14,7 @@ from app.search_service import SearchService, Snapshot
 from app.settings import Settings
 from app.workspace import Workspace
 from index.backend import set_search_threads
-from index.gallery import Gallery, GalleryError
+from index.gallery import Gallery, GalleryError, LatentProjection, latent_projection
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, load_model
 from models.errors import AeseekError
@@ -44,6 +44,7 @@ class Runtime:
         self._activation = threading.Lock()
         self._models: OrderedDict[str, tuple[Autoencoder, ModelRecord]] = OrderedDict()
         self._models_lock = threading.Lock()
+        self._projections: dict[tuple[str, int], LatentProjection] = {}
 
     def load_active(self) -> None:
         """Load the active model and its gallery; on failure stay not-ready with the reason."""
@@ -83,6 +84,17 @@ class Runtime:
         model, record = load_model(self.workspace.models_dir / version)
         self._remember(version, model, record)
         return model, record
+
+    def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
+        """The 2-D PCA of a snapshot's gallery codes, computed once per gallery."""
+        key = (snapshot.record.version, id(snapshot.gallery))
+        with self._models_lock:
+            cached = self._projections.get(key)
+        if cached is None:
+            cached = latent_projection(snapshot.gallery.index.vectors())
+            with self._models_lock:
+                self._projections = {key: cached}  # only the newest gallery's map is kept
+        return cached
 
     def _remember(self, version: str, model: Autoencoder, record: ModelRecord) -> None:
         with self._models_lock:

@@ -66,6 +66,33 @@ class SearchResponse(BaseModel):
     reconstruction_png: str | None = Field(
         None, description="With debug=true: base64 PNG of the model's reconstruction of it."
     )
+    query_code: list[float] | None = Field(None, description="With debug=true: the query's code.")
+
+
+class LatentMap(BaseModel):
+    """A 2-D PCA projection of (a sample of) the active gallery's codes, for plotting."""
+
+    model: ModelRef
+    points: list[tuple[float, float, int]] = Field(description="(x, y, label) per sampled gallery image.")
+    mean: list[float] = Field(description="Mean code; project a code c as components @ (c - mean).")
+    components: list[list[float]] = Field(description="The two principal directions (2 x code_dim).")
+    bounds: tuple[float, float, float, float] = Field(description="min x, max x, min y, max y of the points.")
+    explained_variance: tuple[float, float] = Field(description="Share of the codes' variance on each axis.")
+
+
+class VariantInfo(BaseModel):
+    """A trainable variant and its default config."""
+
+    variant: str
+    summary: str
+    defaults: dict[str, Any]
+
+
+class VariantList(BaseModel):
+    """Every trainable variant."""
+
+    data: list[VariantInfo]
+    count: int
 
 
 class HealthResponse(BaseModel):

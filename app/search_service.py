@@ -34,6 +34,7 @@ class SearchOutcome:
 
     snapshot: Snapshot
     query_image: np.ndarray
+    code: np.ndarray
     neighbours: list[Neighbour]
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -76,7 +77,7 @@ class SearchService:
         started = time.perf_counter()
         neighbours = snapshot.gallery.search(code, k)[0]
         search_ms = _ms_since(started)
-        return SearchOutcome(snapshot, query, neighbours, {"encode": encode_ms, "search": search_ms})
+        return SearchOutcome(snapshot, query, code[0], neighbours, {"encode": encode_ms, "search": search_ms})
 
     def reconstruct(self, query: np.ndarray, snapshot: Snapshot | None = None) -> np.ndarray:
         """The model's reconstruction of a uint8 (28, 28) image as uint8 (28, 28)."""

@@ -39,6 +39,10 @@ class VectorIndex(Protocol):
         """Write the index to `path` atomically."""
         ...
 
+    def vectors(self) -> np.ndarray:
+        """Every stored vector (N, dim), in the order they were added."""
+        ...
+
 
 class FaissFlatIndex:
     """Exact search: FAISS `IndexFlatL2` under an `IndexIDMap2` so ids are ours, not positions."""
@@ -78,6 +82,10 @@ class FaissFlatIndex:
 
     def save(self, path: Path) -> None:
         atomic_write_with(path, lambda temp: faiss.write_index(self._index, str(temp)))
+
+    def vectors(self) -> np.ndarray:
+        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+        return inner.reconstruct_n(0, inner.ntotal)
 
 
 def open_backend(kind: str, path: Path) -> VectorIndex:

@@ -212,3 +212,26 @@ def typical_neighbour_distance(index: VectorIndex, codes: np.ndarray, sample: in
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as stream:
         np.save(stream, array, allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class LatentProjection:
+    """A 2-D PCA of a gallery's codes: a sample of points and the map that places any code."""
+
+    rows: np.ndarray  # (S,) positions of the sampled items
+    points: np.ndarray  # (S, 2)
+    mean: np.ndarray  # (dim,)
+    components: np.ndarray  # (2, dim)
+    explained: np.ndarray  # (2,) share of the variance on each axis
+
+
+def latent_projection(codes: np.ndarray, sample: int = 3000, seed: int = 0) -> LatentProjection:
+    """Project codes onto their top two principal directions; keep a fixed random sample of points."""
+    mean = codes.mean(axis=0)
+    centred = codes - mean
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    variance = singular**2
+    explained = variance[:2] / variance.sum() if variance.sum() > 0 else np.zeros(2)
+    rows = np.sort(np.random.default_rng(seed).choice(len(codes), size=min(sample, len(codes)), replace=False))
+    components = vt[:2]
+    return LatentProjection(rows, centred[rows] @ components.T, mean, components, explained)

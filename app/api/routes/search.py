@@ -70,5 +70,6 @@ def search_by_image(
     if debug:
         response.query_png = png_base64(outcome.query_image)
         response.reconstruction_png = png_base64(service.reconstruct(outcome.query_image, outcome.snapshot))
+        response.query_code = [round(value, 6) for value in outcome.code.tolist()]
     response.query_ms = round((time.perf_counter() - started) * 1000.0, 3)
     return response

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from app.api.deps import RuntimeDep, SearchServiceDep
 from app.errors import ERROR_RESPONSES
 from app.runtime import Runtime
-from app.schemas import ModelList, ModelPublic
+from app.schemas import LatentMap, ModelList, ModelPublic, ModelRef
 from app.security import WRITE_OPERATION, require_write_access
 from models.checkpoints import ModelRecord, list_models
 
@@ -66,3 +66,30 @@ def activate_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
     every search response names the version that answered it."""
     snapshot = runtime.activate(version)
     return _public(snapshot.record, runtime)
+
+
+@router.get(
+    "/active/latent-map",
+    response_model=LatentMap,
+    responses={503: ERROR_RESPONSES[503]},
+    summary="Get the active gallery's latent map",
+)
+def get_latent_map(service: SearchServiceDep, runtime: RuntimeDep) -> LatentMap:
+    """A 2-D PCA of the active gallery's codes (3,000 sampled points with labels) and the
+    projection, so a query's code (search with debug=true) can be placed on the same map."""
+    snapshot = service.snapshot
+    projection = runtime.latent_projection(snapshot)
+    gallery = snapshot.gallery
+    points = [
+        (round(float(x), 4), round(float(y), 4), gallery.items[int(row)].label)
+        for row, (x, y) in zip(projection.rows, projection.points, strict=True)
+    ]
+    xs, ys = projection.points[:, 0], projection.points[:, 1]
+    return LatentMap(
+        model=ModelRef(version=snapshot.record.version, variant=snapshot.record.variant),
+        points=points,
+        mean=projection.mean.tolist(),
+        components=projection.components.tolist(),
+        bounds=(float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max())),
+        explained_variance=(float(projection.explained[0]), float(projection.explained[1])),
+    )
