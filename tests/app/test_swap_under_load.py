@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,25 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 
-from app.main import create_app
 from app.settings import Settings
 from app.workspace import Workspace
 from models.mnist import MnistSplit
 from tests.conftest import tiny_config
+from tests.live_server import live_server
 from tests.models.test_preprocessing import encode
 
 KEY = "swap-key"
 SWAPS = 12
 CLIENTS = 6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -42,22 +34,8 @@ def server(trained_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     second = workspace.train(tiny_config(seed=11, epochs=1))
     workspace.build_gallery(second.version)
     settings = Settings(data_dir=root, mnist_source="idx", bootstrap=False, jobs_enabled=False, api_keys=KEY)
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v1/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url, first.model_version, second.version
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with live_server(settings, "/api/v1/ready") as url:
+        yield url, first.model_version, second.version
 
 
 def test_swapping_models_under_load_loses_nothing_and_never_mixes(

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 import pickle
 from pathlib import Path
@@ -9,6 +11,13 @@ from models.checkpoints import WEIGHTS, list_models, load_model, save_model, upd
 from models.errors import CheckpointError
 from models.registry import build_model
 from tests.conftest import tiny_config
+
+
+def vouch(directory: Path, weights: bytes) -> None:
+    """Rewrite model.json's checksum to match `weights`, as someone with write access could."""
+    description = json.loads((directory / "model.json").read_text())
+    description["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    (directory / "model.json").write_text(json.dumps(description))
 
 
 def test_round_trip_gives_identical_codes(tmp_path: Path) -> None:
@@ -44,7 +53,12 @@ def test_a_pickle_placed_as_weights_is_refused(tmp_path: Path) -> None:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, (f"touch {tmp_path / 'owned'}",))
 
-    (tmp_path / record.version / WEIGHTS).write_bytes(pickle.dumps(Exploit()))
+    payload = pickle.dumps(Exploit())
+    (tmp_path / record.version / WEIGHTS).write_bytes(payload)
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        load_model(tmp_path / record.version)
+    # Even with the description edited to vouch for it, the pickle is never unpickled.
+    vouch(tmp_path / record.version, payload)
     with pytest.raises(CheckpointError, match="not a valid safetensors file"):
         load_model(tmp_path / record.version)
     assert not (tmp_path / "owned").exists()
@@ -53,7 +67,9 @@ def test_a_pickle_placed_as_weights_is_refused(tmp_path: Path) -> None:
 def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
     small = save_model(build_model(tiny_config()), tmp_path)
     big = save_model(build_model(tiny_config(seed=3).model_copy(update={"channels": (4, 8, 16)})), tmp_path)
-    (tmp_path / small.version / WEIGHTS).write_bytes((tmp_path / big.version / WEIGHTS).read_bytes())
+    other = (tmp_path / big.version / WEIGHTS).read_bytes()
+    (tmp_path / small.version / WEIGHTS).write_bytes(other)
+    vouch(tmp_path / small.version, other)
     with pytest.raises(CheckpointError, match="does not fit a conv model"):
         load_model(tmp_path / small.version)
 
