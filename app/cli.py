@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from app.evaluate import evaluate_and_record, format_table
+from app.observability import configure_logging
 from app.progress import TrainingBar
 from app.settings import Settings, get_settings
 from app.workspace import Workspace
@@ -159,7 +159,11 @@ def ensure_ready(settings: Settings) -> None:
         return
     print("first start: training the default model and building its gallery", file=sys.stderr)
     started = time.perf_counter()
-    version = train_and_report(workspace, default_config(DEFAULT_VARIANT), run="bootstrap", dry_run=False)
+    raw = default_config(DEFAULT_VARIANT).model_dump(mode="json")
+    overrides = json.loads(settings.bootstrap_config) if settings.bootstrap_config else {}
+    for key, value in overrides.items():  # one level deep, so {"training": {"epochs": 1}} keeps the rest
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+    version = train_and_report(workspace, config_from_dict(raw), run="bootstrap", dry_run=False)
     index_and_activate(workspace, version, settings.gallery)
     print(f"ready after {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
@@ -180,6 +184,8 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        log_config=None,  # keep our handlers (JSON with request ids when asked)
+        access_log=False,  # the RequestContext middleware logs each request with its id
     )
     return 0
 
@@ -274,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     if args.data_dir is not None:
         settings = settings.model_copy(update={"data_dir": args.data_dir})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format == "json")
     try:
         return int(args.handler(args, settings))
     except (AeseekError, ValidationError) as error:

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.router import api_router
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit, RequestTimeout
+from app.observability import Metrics, RequestContext
 from app.openapi import install_openapi
 from app.runtime import Runtime, configure_threads
 from app.settings import Settings, get_settings
@@ -74,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.runtime = Runtime(settings)
+    app.state.metrics = metrics = Metrics()
+    if app.state.runtime.jobs is not None:
+        metrics.watch_jobs(app.state.runtime.jobs.store)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
@@ -86,7 +91,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(api_router, prefix="/api/v1")
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: ids and timing cover everything
     install_openapi(app, reads_need_key=settings.require_key_for_reads)
+
+    @app.get("/metrics", tags=["observability"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    def get_metrics() -> PlainTextResponse:
+        """Request counts and latency per route, search stage timings, gallery size, active model,
+        job states and durations, in the Prometheus text format."""
+        search = app.state.runtime.search
+        if search is not None:
+            snapshot = search.snapshot
+            metrics.set_active(snapshot.record.version, snapshot.record.variant, len(snapshot.gallery))
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 

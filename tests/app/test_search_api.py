@@ -160,3 +160,37 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
     search = spec["paths"]["/api/v1/search"]["post"]
     assert {"413", "415", "422"} <= set(search["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_request_ids_timing_headers_and_metrics(client: TestClient, train_images: np.ndarray) -> None:
+    response = client.post(
+        "/api/v1/search", files={"file": ("q.png", png_of(train_images[2]))}, headers={"X-Request-ID": "abc-123"}
+    )
+    assert response.headers["x-request-id"] == "abc-123"
+    assert float(response.headers["x-response-time-ms"]) > 0
+    stages = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
+    assert set(stages) == {"decode", "preprocess", "encode", "search"}
+    generated = client.get("/api/v1/health", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
+    assert generated != "bad id with spaces" and len(generated) == 32
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'aeseek_requests_total{method="POST",route="/api/v1/search",status="200"}' in text
+    assert 'aeseek_search_stage_seconds_count{stage="encode"}' in text
+    assert "aeseek_gallery_size 600.0" in text
+    assert 'aeseek_active_model_info{variant="conv"' in text
+
+
+def test_json_logs_carry_the_request_id() -> None:
+    import json
+    import logging
+
+    from app.observability import JsonFormatter, request_id_var
+
+    token = request_id_var.set("req-42")
+    try:
+        record = logging.LogRecord("aeseek", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert line["message"] == "hello world" and line["request_id"] == "req-42" and line["level"] == "info"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from app.api.deps import SearchServiceDep, SettingsDep
 from app.api.routes.gallery import image_url
@@ -29,6 +29,8 @@ UPLOAD_DESCRIPTION = (
     summary="Find the gallery images nearest to an uploaded image",
 )
 def search_by_image(
+    request: Request,
+    http_response: Response,
     service: SearchServiceDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description=UPLOAD_DESCRIPTION)],
@@ -50,6 +52,10 @@ def search_by_image(
             f"the upload is over the limit of {settings.max_upload_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)"
         )
     outcome = service.search_upload(data, k)
+    request.app.state.metrics.observe_stages(outcome.timings_ms)
+    http_response.headers["Server-Timing"] = ", ".join(
+        f"{stage};dur={ms:.3f}" for stage, ms in outcome.timings_ms.items()
+    )
     record = outcome.snapshot.record
     response = SearchResponse(
         model=ModelRef(version=record.version, variant=record.variant),

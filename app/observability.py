@@ -1,0 +1,176 @@
+"""Prometheus metrics, request ids, timing headers and structured (JSON) logs."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.jobs.store import JobStore
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+access_logger = logging.getLogger("aeseek.access")
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class JobCollector(Collector):
+    """Job counts by state and durations by variant, read from the job records at scrape time."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        states = GaugeMetricFamily("aeseek_jobs", "Training jobs by state.", labels=["state"])
+        durations = SummaryMetricFamily(
+            "aeseek_job_duration_seconds", "Run time of finished training jobs.", labels=["variant"]
+        )
+        counts: dict[str, int] = {}
+        by_variant: dict[str, list[float]] = {}
+        for record in self.store.all():
+            counts[record.state] = counts.get(record.state, 0) + 1
+            if record.started is not None and record.finished is not None:
+                by_variant.setdefault(record.variant, []).append(record.finished - record.started)
+        for state in ("queued", "running", "succeeded", "failed", "cancelled", "interrupted"):
+            states.add_metric([state], counts.get(state, 0))
+        for variant, values in sorted(by_variant.items()):
+            durations.add_metric([variant], count_value=len(values), sum_value=sum(values))
+        yield states
+        yield durations
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "aeseek_requests_total", "HTTP requests.", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "aeseek_request_seconds", "HTTP request latency.", ["method", "route"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.stages = Histogram(
+            "aeseek_search_stage_seconds", "Time per search stage.", ["stage"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.gallery_size = Gauge("aeseek_gallery_size", "Images in the active gallery.", registry=self.registry)
+        self.model_info = Gauge(
+            "aeseek_active_model_info", "The active model (value 1).", ["version", "variant"], registry=self.registry
+        )
+
+    def watch_jobs(self, store: JobStore) -> None:
+        """Report job states and durations from this store."""
+        self.registry.register(JobCollector(store))
+
+    def set_active(self, version: str, variant: str, gallery_size: int) -> None:
+        """Record which model answers and how large its gallery is."""
+        self.model_info.clear()
+        self.model_info.labels(version=version, variant=variant).set(1)
+        self.gallery_size.set(gallery_size)
+
+    def observe_stages(self, timings_ms: dict[str, float]) -> None:
+        """Per-stage search timings, in milliseconds."""
+        for stage, milliseconds in timings_ms.items():
+            self.stages.labels(stage=stage).observe(milliseconds / 1000.0)
+
+
+class RequestContext:
+    """Request ids (X-Request-ID, echoed or made), X-Response-Time-ms, metrics and an access log line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                elapsed_ms = (time.perf_counter() - started) * 1000.0
+                extra = [(b"x-request-id", request_id.encode()), (b"x-response-time-ms", f"{elapsed_ms:.2f}".encode())]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            template = route_template(scope)
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], template).observe(elapsed)
+            access_logger.info(
+                "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000.0,
+                extra={"method": scope["method"], "path": scope["path"], "status": status,
+                       "duration_ms": round(elapsed * 1000.0, 2)},
+            )  # fmt: skip
+            request_id_var.reset(token)
+
+
+API_PREFIX = "/api/v1"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template ('/api/v1/gallery/{item_id}'), so metrics do not explode per id.
+
+    FastAPI may leave either the declared (router-relative) or the full template in scope["route"];
+    every API router is included under API_PREFIX, so a relative one is completed with it.
+    """
+    template = getattr(scope.get("route"), "path", None)
+    if template is None:
+        return "unmatched"
+    if scope["path"].startswith(API_PREFIX) and not template.startswith(API_PREFIX):
+        return API_PREFIX + template
+    return str(template)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line, with the request id; exceptions as text, never to clients."""
+
+    FIELDS = ("method", "path", "status", "duration_ms")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+        }
+        entry.update({field: getattr(record, field) for field in self.FIELDS if hasattr(record, field)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str, json_logs: bool) -> None:
+    """Root logging: plain text with request ids, or JSON lines."""
+    handler = logging.StreamHandler()
+    if json_logs:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
