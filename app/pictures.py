@@ -84,3 +84,22 @@ def labelled_grid_png(rows: Sequence[tuple[str, Sequence[np.ndarray]]], title: s
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+def scatter_png(points: np.ndarray, labels: np.ndarray, title: str, marker: tuple[float, float] | None = None) -> bytes:
+    """2-D points coloured by digit label (tab10), with an optional query marker, as PNG."""
+    figure, axes = plt.subplots(figsize=(6, 6), dpi=100)
+    for digit in range(10):
+        chosen = labels == digit
+        axes.scatter(points[chosen, 0], points[chosen, 1], s=4, color=plt.cm.tab10(digit), label=str(digit))
+    if marker is not None:
+        axes.scatter([marker[0]], [marker[1]], s=200, marker="x", color="black", linewidths=3, label="query")
+    axes.set_title(title)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.legend(markerscale=3, fontsize="small", ncol=2, loc="best")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()

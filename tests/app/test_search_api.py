@@ -194,3 +194,16 @@ def test_json_logs_carry_the_request_id() -> None:
     finally:
         request_id_var.reset(token)
     assert line["message"] == "hello world" and line["request_id"] == "req-42" and line["level"] == "info"
+
+
+def test_latent_map_json_and_png(client: TestClient, train_images: np.ndarray) -> None:
+    latent = client.get("/api/v1/models/active/latent-map").json()
+    assert len(latent["points"]) == 600 and len(latent["components"]) == 2
+    assert len(latent["mean"]) == 16 and 0 < sum(latent["explained_variance"]) <= 1.0 + 1e-6
+    body = client.post("/api/v1/search", files={"file": ("q.png", png_of(train_images[0]))}, params={"debug": "true"})
+    code = np.array(body.json()["query_code"])
+    # The query is gallery image 0 itself: projected with the map, it lands on that point.
+    x, y = np.array(latent["components"]) @ (code - np.array(latent["mean"]))
+    assert (x, y) == pytest.approx(tuple(latent["points"][0][:2]), abs=1e-3)
+    picture = client.get("/api/v1/models/active/latent-map.png")
+    assert picture.status_code == 200 and picture.content[:4] == b"\x89PNG"

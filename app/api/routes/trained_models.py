@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Depends, Path
+from fastapi.responses import Response
 
 from app.api.deps import RuntimeDep, SearchServiceDep
 from app.errors import ERROR_RESPONSES
+from app.pictures import scatter_png
 from app.runtime import Runtime
 from app.schemas import LatentMap, ModelList, ModelPublic, ModelRef
 from app.security import WRITE_OPERATION, require_write_access
@@ -93,3 +96,18 @@ def get_latent_map(service: SearchServiceDep, runtime: RuntimeDep) -> LatentMap:
         bounds=(float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max())),
         explained_variance=(float(projection.explained[0]), float(projection.explained[1])),
     )
+
+
+@router.get(
+    "/active/latent-map.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The latent map."}, 503: ERROR_RESPONSES[503]},
+    summary="Plot the active gallery's latent map",
+)
+def get_latent_map_png(service: SearchServiceDep, runtime: RuntimeDep) -> Response:
+    """The 2-D PCA of the active gallery's codes as a PNG scatter plot, coloured by digit."""
+    snapshot = service.snapshot
+    projection = runtime.latent_projection(snapshot)
+    labels = np.array([snapshot.gallery.items[int(row)].label for row in projection.rows])
+    title = f"{snapshot.record.variant} {snapshot.record.version}: PCA of {len(snapshot.gallery):,} codes"
+    return Response(scatter_png(projection.points, labels, title), media_type="image/png")
