@@ -35,7 +35,7 @@ ENV AESEEK_DATA_DIR=/data \
 VOLUME ["/data"]
 EXPOSE 8000
 
-HEALTHCHECK --interval=15s --timeout=5s --start-period=20m --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20m --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/v1/ready', timeout=4)"]
 
 CMD ["aeseek", "serve"]

@@ -28,9 +28,9 @@ build_s=$(( $(date +%s) - t0 ))
 size=$(docker image inspect aeseek:0.1.0 --format '{{.Size}}')
 
 t0=$(date +%s)
-docker compose up -d
-wait_ready
+docker compose up -d --wait --wait-timeout 1800  # returns once Docker's HEALTHCHECK says healthy
 healthy_s=$(( $(date +%s) - t0 ))
+wait_ready
 status=$(docker inspect --format '{{.State.Health.Status}}' "$(docker compose ps -q api)")
 user=$(docker compose exec -T api id -u)
 
