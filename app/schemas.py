@@ -95,6 +95,26 @@ class VariantList(BaseModel):
     count: int
 
 
+class BatchItem(BaseModel):
+    """The answer to one file of a batch: its neighbours, or its own error."""
+
+    index: int = Field(description="Position of the file in the request.")
+    filename: str | None = None
+    status: int = Field(description="200, or the status this file alone would have got.", examples=[200])
+    results: list[SearchResult] | None = None
+    error: ErrorBody | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class BatchSearchResponse(BaseModel):
+    """Neighbours of several query images, each answered separately, from one model."""
+
+    model: ModelRef
+    query_ms: float
+    count: int
+    items: list[BatchItem]
+
+
 class HealthResponse(BaseModel):
     """Liveness."""
 

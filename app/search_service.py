@@ -16,6 +16,7 @@ import torch
 from index.gallery import Gallery, Neighbour
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord
+from models.errors import AeseekError
 from models.preprocessing import DecodeLimits, decode_image, to_grayscale, to_mnist
 
 
@@ -55,29 +56,53 @@ class SearchService:
         """Answer later searches with `snapshot`; searches in flight finish on the old one."""
         self._snapshot = snapshot  # a single reference assignment is atomic in CPython
 
-    def search_upload(self, data: bytes, k: int) -> SearchOutcome:
-        """Decode and preprocess an uploaded image, then search with it."""
-        timings: dict[str, float] = {}
+    def prepare_upload(self, data: bytes) -> tuple[np.ndarray, dict[str, float]]:
+        """Decode and preprocess an upload: the uint8 (28, 28) query and the time each stage took."""
         started = time.perf_counter()
         image = decode_image(data, self.limits)
-        timings["decode"] = _ms_since(started)
-        started = time.perf_counter()
+        decoded = time.perf_counter()
         query = to_mnist(to_grayscale(image))
-        timings["preprocess"] = _ms_since(started)
-        outcome = self.search_image(query, k)
+        return query, {"decode": _ms_between(started, decoded), "preprocess": _ms_since(decoded)}
+
+    def search_upload(self, data: bytes, k: int) -> SearchOutcome:
+        """Decode and preprocess an uploaded image, then search with it."""
+        query, timings = self.prepare_upload(data)
+        [outcome] = self.search_images([query], k)
         outcome.timings_ms = {**timings, **outcome.timings_ms}
         return outcome
 
-    def search_image(self, query: np.ndarray, k: int) -> SearchOutcome:
-        """Search with a uint8 (28, 28) MNIST-style image."""
+    def search_uploads(self, uploads: list[bytes], k: int) -> list[SearchOutcome | AeseekError]:
+        """Several uploads: each prepared alone (a bad one fails alone), the rest searched as one batch."""
+        prepared: list[tuple[np.ndarray, dict[str, float]] | AeseekError] = []
+        for data in uploads:
+            try:
+                prepared.append(self.prepare_upload(data))
+            except AeseekError as error:
+                prepared.append(error)
+        good = [item for item in prepared if not isinstance(item, AeseekError)]
+        outcomes = iter(self.search_images([query for query, _ in good], k)) if good else iter([])
+        answers: list[SearchOutcome | AeseekError] = []
+        for item in prepared:
+            if isinstance(item, AeseekError):
+                answers.append(item)
+            else:
+                outcome = next(outcomes)
+                outcome.timings_ms = {**item[1], **outcome.timings_ms}
+                answers.append(outcome)
+        return answers
+
+    def search_images(self, queries: list[np.ndarray], k: int) -> list[SearchOutcome]:
+        """Search with uint8 (28, 28) MNIST-style images: one forward pass and one index call for all."""
         snapshot = self._snapshot
         started = time.perf_counter()
-        code = snapshot.model.embed(torch.from_numpy(query[None])).numpy()
-        encode_ms = _ms_since(started)
-        started = time.perf_counter()
-        neighbours = snapshot.gallery.search(code, k)[0]
-        search_ms = _ms_since(started)
-        return SearchOutcome(snapshot, query, code[0], neighbours, {"encode": encode_ms, "search": search_ms})
+        codes = snapshot.model.embed(torch.from_numpy(np.stack(queries))).numpy()  # (B, code_dim)
+        encoded = time.perf_counter()
+        neighbours = snapshot.gallery.search(codes, k)
+        timings = {"encode": _ms_between(started, encoded), "search": _ms_since(encoded)}
+        return [
+            SearchOutcome(snapshot, query, code, found, dict(timings))
+            for query, code, found in zip(queries, codes, neighbours, strict=True)
+        ]
 
     def reconstruct(self, query: np.ndarray, snapshot: Snapshot | None = None) -> np.ndarray:
         """The model's reconstruction of a uint8 (28, 28) image as uint8 (28, 28)."""
@@ -86,5 +111,9 @@ class SearchService:
         return np.rint(output * 255.0).astype(np.uint8)
 
 
+def _ms_between(started: float, ended: float) -> float:
+    return (ended - started) * 1000.0
+
+
 def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0
+    return _ms_between(started, time.perf_counter())

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest accepted upload.")
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest accepted image, width * height.")
     max_k: int = Field(100, ge=1, description="Largest number of neighbours a search may ask for.")
+    max_batch_files: int = Field(32, ge=1, description="Most files in one batch search.")
     torch_threads: int = Field(1, ge=1, description="Torch intra-op threads for query encoding.")
     faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (1 was fastest on 2 cores).")
     jobs_enabled: bool = Field(True, description="Run a training worker process beside the API.")

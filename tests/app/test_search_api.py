@@ -207,3 +207,31 @@ def test_latent_map_json_and_png(client: TestClient, train_images: np.ndarray) -
     assert (x, y) == pytest.approx(tuple(latent["points"][0][:2]), abs=1e-3)
     picture = client.get("/api/v1/models/active/latent-map.png")
     assert picture.status_code == 200 and picture.content[:4] == b"\x89PNG"
+
+
+def test_batch_search_answers_each_file_and_isolates_errors(client: TestClient, train_images: np.ndarray) -> None:
+    files = [
+        ("files", ("a.png", png_of(train_images[11]), "image/png")),
+        ("files", ("blank.png", encode(Image.new("L", (30, 30), 255)), "image/png")),
+        ("files", ("text.png", b"not an image", "image/png")),
+        ("files", ("b.png", png_of(train_images[12]), "image/png")),
+    ]
+    response = client.post("/api/v1/search/batch", files=files, params={"k": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["count"] == 4 and body["model"]["variant"] == "conv"
+    first, blank, text, last = body["items"]
+    assert first["status"] == 200 and first["results"][0]["id"] == 11 and len(first["results"]) == 3
+    assert (blank["status"], blank["error"]["code"]) == (422, "no_ink")
+    assert (text["status"], text["error"]["code"]) == (415, "unsupported_image")
+    assert last["results"][0]["id"] == 12 and last["filename"] == "b.png"
+    # Batched answers equal single ones.
+    single = client.post("/api/v1/search", files={"file": ("a.png", png_of(train_images[11]))}, params={"k": 3})
+    assert [r["id"] for r in single.json()["results"]] == [r["id"] for r in first["results"]]
+
+
+def test_batch_search_limits(client: TestClient, train_images: np.ndarray) -> None:
+    many = [("files", (f"{i}.png", png_of(train_images[i]), "image/png")) for i in range(33)]
+    response = client.post("/api/v1/search/batch", files=many)
+    assert response.status_code == 422 and "AESEEK_MAX_BATCH_FILES" in response.json()["message"]
+    assert client.post("/api/v1/search/batch").status_code == 422

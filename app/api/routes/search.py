@@ -9,16 +9,19 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from app.api.deps import SearchServiceDep, SettingsDep
 from app.api.routes.gallery import image_url
-from app.errors import ERROR_RESPONSES, ApiError
+from app.errors import ERROR_RESPONSES, STATUS_BY_CODE, ApiError
 from app.images import png_base64
-from app.schemas import ModelRef, SearchResponse, SearchResult
-from models.errors import ImageTooLargeError
+from app.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse, SearchResult
+from app.settings import Settings
+from index.gallery import Neighbour
+from models.errors import AeseekError, ImageTooLargeError
 
 router = APIRouter(prefix="/search", tags=["search"])
 
 UPLOAD_DESCRIPTION = (
     "A picture of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF, any size, grayscale, RGB, RGBA or "
-    "palette. Dark ink on light paper and light ink on dark are both fine."
+    "palette. Dark ink on light paper and light ink on dark are both fine. For a first try, save an "
+    "MNIST digit from GET /api/v1/gallery/0/image and upload it here."
 )
 
 
@@ -44,13 +47,8 @@ def search_by_image(
     with the active model and return its k nearest gallery images by Euclidean distance
     between codes."""
     started = time.perf_counter()
-    if k > settings.max_k:
-        raise ApiError("validation_error", f"k={k} is over the limit of {settings.max_k} (AESEEK_MAX_K)")
-    data = file.file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise ImageTooLargeError(
-            f"the upload is over the limit of {settings.max_upload_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)"
-        )
+    _check_k(k, settings)
+    data = _read_limited(file, settings)
     outcome = service.search_upload(data, k)
     request.app.state.metrics.observe_stages(outcome.timings_ms)
     http_response.headers["Server-Timing"] = ", ".join(
@@ -60,18 +58,8 @@ def search_by_image(
     response = SearchResponse(
         model=ModelRef(version=record.version, variant=record.variant),
         query_ms=0.0,
-        timings_ms={stage: round(ms, 3) for stage, ms in outcome.timings_ms.items()},
-        results=[
-            SearchResult(
-                rank=n.rank,
-                id=n.item.id,
-                distance=n.distance,
-                score=n.score,
-                label=n.item.label,
-                image_url=image_url(n.item.id),
-            )
-            for n in outcome.neighbours
-        ],
+        timings_ms=_rounded(outcome.timings_ms),
+        results=_results(outcome.neighbours),
     )
     if debug:
         response.query_png = png_base64(outcome.query_image)
@@ -79,3 +67,87 @@ def search_by_image(
         response.query_code = [round(value, 6) for value in outcome.code.tolist()]
     response.query_ms = round((time.perf_counter() - started) * 1000.0, 3)
     return response
+
+
+def _rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {stage: round(ms, 3) for stage, ms in timings.items()}
+
+
+def _results(neighbours: list[Neighbour]) -> list[SearchResult]:
+    return [
+        SearchResult(
+            rank=n.rank, id=n.item.id, distance=n.distance, score=n.score, label=n.item.label,
+            image_url=image_url(n.item.id),
+        )
+        for n in neighbours
+    ]  # fmt: skip
+
+
+def _check_k(k: int, settings: Settings) -> None:
+    if k > settings.max_k:
+        raise ApiError("validation_error", f"k={k} is over the limit of {settings.max_k} (AESEEK_MAX_K)")
+
+
+def _read_limited(file: UploadFile, settings: Settings) -> bytes:
+    data = file.file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise ImageTooLargeError(
+            f"the upload is over the limit of {settings.max_upload_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)"
+        )
+    return data
+
+
+@router.post(
+    "/batch",
+    response_model=BatchSearchResponse,
+    responses=ERROR_RESPONSES,
+    summary="Search with several images at once",
+)
+def search_batch(
+    request: Request,
+    service: SearchServiceDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="Several images, each in a field named `files`.")],
+    k: Annotated[int, Query(ge=1, le=100, description="Neighbours per image.")] = 10,
+) -> BatchSearchResponse:
+    """Each file is decoded and preprocessed alone, so a bad one gets its own error (status and
+    code as a single search would) without failing the others; the good ones are encoded in one
+    forward pass and searched in one index call, all with the same model."""
+    started = time.perf_counter()
+    _check_k(k, settings)
+    if len(files) > settings.max_batch_files:
+        raise ApiError(
+            "validation_error",
+            f"{len(files)} files is over the limit of {settings.max_batch_files} per batch (AESEEK_MAX_BATCH_FILES)",
+        )
+    snapshot = service.snapshot
+    uploads: list[bytes | AeseekError] = []
+    for file in files:
+        try:
+            uploads.append(_read_limited(file, settings))
+        except AeseekError as error:
+            uploads.append(error)
+    readable = [data for data in uploads if isinstance(data, bytes)]
+    answers = iter(service.search_uploads(readable, k))
+    items = []
+    for index, (file, upload) in enumerate(zip(files, uploads, strict=True)):
+        answer = upload if isinstance(upload, AeseekError) else next(answers)
+        if isinstance(answer, AeseekError):
+            status = STATUS_BY_CODE.get(answer.code, 400)
+            body = ErrorBody(code=answer.code, message=str(answer))
+            items.append(BatchItem(index=index, filename=file.filename, status=status, error=body))
+        else:
+            snapshot = answer.snapshot
+            request.app.state.metrics.observe_stages(answer.timings_ms)
+            items.append(
+                BatchItem(
+                    index=index, filename=file.filename, status=200, results=_results(answer.neighbours),
+                    timings_ms=_rounded(answer.timings_ms),
+                )
+            )  # fmt: skip
+    return BatchSearchResponse(
+        model=ModelRef(version=snapshot.record.version, variant=snapshot.record.variant),
+        query_ms=round((time.perf_counter() - started) * 1000.0, 3),
+        count=len(items),
+        items=items,
+    )
