@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_threads(settings)
         runtime = app.state.runtime
         runtime.load_active()
+        runtime.start_batching()
         supervisor = None
         if runtime.jobs is not None:
             runtime.jobs.start()
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await supervisor
             if runtime.jobs is not None:
                 runtime.jobs.stop()
+            runtime.stop_batching()
 
     app = FastAPI(
         title="aeseek",

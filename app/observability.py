@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.jobs.store import JobStore
+from app.search_service import SearchOutcome
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_logger = logging.getLogger("aeseek.access")
@@ -65,6 +66,10 @@ class Metrics:
             "aeseek_search_stage_seconds", "Time per search stage.", ["stage"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self.batch_sizes = Histogram(
+            "aeseek_search_batch_size", "Queries encoded together with each search.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry,
+        )  # fmt: skip
         self.gallery_size = Gauge("aeseek_gallery_size", "Images in the active gallery.", registry=self.registry)
         self.model_info = Gauge(
             "aeseek_active_model_info", "The active model (value 1).", ["version", "variant"], registry=self.registry
@@ -80,10 +85,11 @@ class Metrics:
         self.model_info.labels(version=version, variant=variant).set(1)
         self.gallery_size.set(gallery_size)
 
-    def observe_stages(self, timings_ms: dict[str, float]) -> None:
-        """Per-stage search timings, in milliseconds."""
-        for stage, milliseconds in timings_ms.items():
+    def observe_search(self, outcome: SearchOutcome) -> None:
+        """Per-stage timings (milliseconds in the outcome) and the batch the query was part of."""
+        for stage, milliseconds in outcome.timings_ms.items():
             self.stages.labels(stage=stage).observe(milliseconds / 1000.0)
+        self.batch_sizes.observe(outcome.batch_size)
 
 
 class RequestContext:

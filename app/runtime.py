@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 import torch
 
+from app.batching import MicroBatcher
 from app.errors import ApiError
 from app.jobs.manager import JobManager
-from app.search_service import SearchService, Snapshot
+from app.search_service import SearchOutcome, SearchService, Snapshot
 from app.settings import Settings
 from app.workspace import Workspace
 from index.backend import set_search_threads
@@ -45,6 +47,31 @@ class Runtime:
         self._models: OrderedDict[str, tuple[Autoencoder, ModelRecord]] = OrderedDict()
         self._models_lock = threading.Lock()
         self._projections: dict[tuple[str, int], LatentProjection] = {}
+        self.batcher: MicroBatcher | None = None
+
+    def start_batching(self) -> None:
+        """Start the micro-batcher when the settings ask for it."""
+        if self.settings.batching and self.batcher is None:
+            self.batcher = MicroBatcher(
+                self.require_search, self.settings.batch_max_size, self.settings.batch_max_wait_ms
+            )
+
+    def stop_batching(self) -> None:
+        """Stop the micro-batcher after the queries it holds."""
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
+
+    def search_upload(self, data: bytes, k: int) -> SearchOutcome:
+        """Search with an upload: through the micro-batcher when it runs, else alone."""
+        service = self.require_search()
+        if self.batcher is None:
+            return service.search_upload(data, k)
+        query, timings = service.prepare_upload(data)
+        started = time.perf_counter()
+        outcome = self.batcher.submit(query, k).result()
+        outcome.timings_ms = {**timings, **outcome.timings_ms, "queue": (time.perf_counter() - started) * 1000.0}
+        return outcome
 
     def load_active(self) -> None:
         """Load the active model and its gallery; on failure stay not-ready with the reason."""

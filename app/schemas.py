@@ -58,7 +58,7 @@ class SearchResponse(BaseModel):
     model: ModelRef
     query_ms: float = Field(description="Time spent answering, in milliseconds.", examples=[3.2])
     timings_ms: dict[str, float] = Field(
-        description="Time per stage: decode, preprocess, encode, search.",
+        description="Time per stage: decode, preprocess, encode, search, and queue (waiting for a micro-batch).",
         examples=[{"decode": 0.3, "preprocess": 0.4, "encode": 1.1, "search": 1.0}],
     )
     results: list[SearchResult]

@@ -38,6 +38,7 @@ class SearchOutcome:
     code: np.ndarray
     neighbours: list[Neighbour]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    batch_size: int = 1
 
 
 class SearchService:

@@ -42,7 +42,7 @@ def test_response_names_the_model_and_stage_timings(client: TestClient, train_im
     body = search(client, png_of(train_images[1]))
     active = client.get("/api/v1/models/active").json()
     assert body["model"] == {"version": active["version"], "variant": "conv"}
-    assert set(body["timings_ms"]) == {"decode", "preprocess", "encode", "search"}
+    assert {"decode", "preprocess", "encode", "search"} <= set(body["timings_ms"])
     assert body["query_ms"] > 0
     assert len(body["results"]) == 10
     assert all(0 < r["score"] <= 1 and 0 <= r["label"] <= 9 for r in body["results"])
@@ -169,7 +169,7 @@ def test_request_ids_timing_headers_and_metrics(client: TestClient, train_images
     assert response.headers["x-request-id"] == "abc-123"
     assert float(response.headers["x-response-time-ms"]) > 0
     stages = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
-    assert set(stages) == {"decode", "preprocess", "encode", "search"}
+    assert {"decode", "preprocess", "encode", "search"} <= set(stages)
     generated = client.get("/api/v1/health", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
     assert generated != "bad id with spaces" and len(generated) == 32
     metrics = client.get("/metrics")

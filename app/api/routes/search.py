@@ -49,8 +49,8 @@ def search_by_image(
     started = time.perf_counter()
     _check_k(k, settings)
     data = _read_limited(file, settings)
-    outcome = service.search_upload(data, k)
-    request.app.state.metrics.observe_stages(outcome.timings_ms)
+    outcome = request.app.state.runtime.search_upload(data, k)
+    request.app.state.metrics.observe_search(outcome)
     http_response.headers["Server-Timing"] = ", ".join(
         f"{stage};dur={ms:.3f}" for stage, ms in outcome.timings_ms.items()
     )
@@ -138,7 +138,7 @@ def search_batch(
             items.append(BatchItem(index=index, filename=file.filename, status=status, error=body))
         else:
             snapshot = answer.snapshot
-            request.app.state.metrics.observe_stages(answer.timings_ms)
+            request.app.state.metrics.observe_search(answer)
             items.append(
                 BatchItem(
                     index=index, filename=file.filename, status=200, results=_results(answer.neighbours),
