@@ -62,11 +62,11 @@ class Runtime:
             self.batcher.close()
             self.batcher = None
 
-    def search_upload(self, data: bytes, k: int) -> SearchOutcome:
-        """Search with an upload: through the micro-batcher when it runs, else alone."""
+    def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
+        """Search with an upload: through the micro-batcher when it runs (unfiltered), else alone."""
         service = self.require_search()
-        if self.batcher is None:
-            return service.search_upload(data, k)
+        if self.batcher is None or label is not None:
+            return service.search_upload(data, k, label)
         query, timings = service.prepare_upload(data)
         started = time.perf_counter()
         outcome = self.batcher.submit(query, k).result()

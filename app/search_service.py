@@ -65,14 +65,16 @@ class SearchService:
         query = to_mnist(to_grayscale(image))
         return query, {"decode": _ms_between(started, decoded), "preprocess": _ms_since(decoded)}
 
-    def search_upload(self, data: bytes, k: int) -> SearchOutcome:
+    def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
         """Decode and preprocess an uploaded image, then search with it."""
         query, timings = self.prepare_upload(data)
-        [outcome] = self.search_images([query], k)
+        [outcome] = self.search_images([query], k, label)
         outcome.timings_ms = {**timings, **outcome.timings_ms}
         return outcome
 
-    def search_uploads(self, uploads: list[bytes], k: int) -> list[SearchOutcome | AeseekError]:
+    def search_uploads(
+        self, uploads: list[bytes], k: int, label: int | None = None
+    ) -> list[SearchOutcome | AeseekError]:
         """Several uploads: each prepared alone (a bad one fails alone), the rest searched as one batch."""
         prepared: list[tuple[np.ndarray, dict[str, float]] | AeseekError] = []
         for data in uploads:
@@ -81,7 +83,7 @@ class SearchService:
             except AeseekError as error:
                 prepared.append(error)
         good = [item for item in prepared if not isinstance(item, AeseekError)]
-        outcomes = iter(self.search_images([query for query, _ in good], k)) if good else iter([])
+        outcomes = iter(self.search_images([query for query, _ in good], k, label)) if good else iter([])
         answers: list[SearchOutcome | AeseekError] = []
         for item in prepared:
             if isinstance(item, AeseekError):
@@ -92,13 +94,13 @@ class SearchService:
                 answers.append(outcome)
         return answers
 
-    def search_images(self, queries: list[np.ndarray], k: int) -> list[SearchOutcome]:
+    def search_images(self, queries: list[np.ndarray], k: int, label: int | None = None) -> list[SearchOutcome]:
         """Search with uint8 (28, 28) MNIST-style images: one forward pass and one index call for all."""
         snapshot = self._snapshot
         started = time.perf_counter()
         codes = snapshot.model.embed(torch.from_numpy(np.stack(queries))).numpy()  # (B, code_dim)
         encoded = time.perf_counter()
-        neighbours = snapshot.gallery.search(codes, k)
+        neighbours = snapshot.gallery.search(codes, k, label)
         timings = {"encode": _ms_between(started, encoded), "search": _ms_since(encoded)}
         return [
             SearchOutcome(snapshot, query, code, found, dict(timings))

@@ -31,8 +31,15 @@ class VectorIndex(Protocol):
         """Add float32 vectors (N, dim) under the given int64 ids."""
         ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Euclidean distances (Q, k) and ids (Q, k) of the nearest vectors; id -1 pads."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Euclidean distances (Q, k) and ids (Q, k) of the nearest vectors among `allowed_ids`
+        (all when None), so a filter still returns k results when k qualify; id -1 pads."""
+        ...
+
+    def vector(self, item_id: int) -> np.ndarray:
+        """The stored vector of one id."""
         ...
 
     def save(self, path: Path) -> None:
@@ -74,14 +81,24 @@ class FaissFlatIndex:
             np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
         )
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        squared, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        params = None
+        if allowed_ids is not None:
+            # Filtering inside the search (not after it): FAISS skips other ids while scanning.
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        squared, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
         # FAISS returns squared L2; people read Euclidean distances. Padding rows carry huge values.
         distances = np.sqrt(np.maximum(squared, 0.0))
         return distances, ids
 
     def save(self, path: Path) -> None:
         atomic_write_with(path, lambda temp: faiss.write_index(self._index, str(temp)))
+
+    def vector(self, item_id: int) -> np.ndarray:
+        return np.asarray(self._index.reconstruct(int(item_id)), dtype=np.float32)
 
     def vectors(self) -> np.ndarray:
         inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]

@@ -83,6 +83,7 @@ class Gallery:
         self.items = items
         self.images = images
         self._by_id = {item.id: position for position, item in enumerate(items)}
+        self._ids_by_label: dict[int, np.ndarray] = {}
 
     @classmethod
     def build(
@@ -128,9 +129,22 @@ class Gallery:
         position = self._by_id.get(item_id)
         return None if position is None else self.images[position]
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[Neighbour]]:
-        """The k nearest items of each query code (Q, dim), nearest first."""
-        distances, ids = self.index.search(queries, min(k, len(self)))
+    def ids_with_label(self, label: int) -> np.ndarray:
+        """Ids of the items with this label (computed once per label)."""
+        if label not in self._ids_by_label:
+            self._ids_by_label[label] = np.array([i.id for i in self.items if i.label == label], dtype=np.int64)
+        return self._ids_by_label[label]
+
+    def code(self, item_id: int) -> np.ndarray | None:
+        """The stored code of an item, or None for an unknown id."""
+        return None if item_id not in self._by_id else self.index.vector(item_id)
+
+    def search(self, queries: np.ndarray, k: int, label: int | None = None) -> list[list[Neighbour]]:
+        """The k nearest items of each query code (Q, dim), nearest first; only `label` when given."""
+        allowed = None if label is None else self.ids_with_label(label)
+        if allowed is not None and len(allowed) == 0:
+            return [[] for _ in range(len(queries))]
+        distances, ids = self.index.search(queries, min(k, len(self)), allowed)
         scale = self.manifest.distance_scale
         results = []
         for row_distances, row_ids in zip(distances, ids, strict=True):

@@ -235,3 +235,23 @@ def test_batch_search_limits(client: TestClient, train_images: np.ndarray) -> No
     response = client.post("/api/v1/search/batch", files=many)
     assert response.status_code == 422 and "AESEEK_MAX_BATCH_FILES" in response.json()["message"]
     assert client.post("/api/v1/search/batch").status_code == 422
+
+
+def test_label_filter_returns_k_results_of_that_label(client: TestClient, train_images: np.ndarray) -> None:
+    body = client.post(
+        "/api/v1/search", files={"file": ("q.png", png_of(train_images[0]))}, params={"k": 20, "label": 4}
+    )
+    labels = [r["label"] for r in body.json()["results"]]
+    assert labels == [4] * 20
+    empty = client.post("/api/v1/search", files={"file": ("q.png", png_of(train_images[0]))}, params={"label": 77})
+    assert empty.status_code == 200 and empty.json()["results"] == []
+
+
+def test_neighbours_of_a_gallery_item(client: TestClient, train_images: np.ndarray) -> None:
+    body = client.get("/api/v1/gallery/42/neighbours", params={"k": 5}).json()
+    ids = [r["id"] for r in body["results"]]
+    assert 42 not in ids and len(ids) == 5 and [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
+    # The same as searching with the image itself, minus the image.
+    searched = client.post("/api/v1/search", files={"file": ("q.png", png_of(train_images[42]))}, params={"k": 6})
+    assert [r["id"] for r in searched.json()["results"]][1:] == ids
+    assert client.get("/api/v1/gallery/999999/neighbours").status_code == 404

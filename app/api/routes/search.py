@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from app.api.deps import SearchServiceDep, SettingsDep
-from app.api.routes.gallery import image_url
+from app.api.routes.gallery import LabelFilter, results_of
 from app.errors import ERROR_RESPONSES, STATUS_BY_CODE, ApiError
 from app.images import png_base64
-from app.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse, SearchResult
+from app.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse
 from app.settings import Settings
-from index.gallery import Neighbour
 from models.errors import AeseekError, ImageTooLargeError
 
 router = APIRouter(prefix="/search", tags=["search"])
@@ -41,6 +40,7 @@ def search_by_image(
     debug: Annotated[
         bool, Query(description="Also return the 28x28 image the model saw and its reconstruction.")
     ] = False,
+    label: LabelFilter = None,
 ) -> SearchResponse:
     """Preprocess the image the way MNIST was made (upright, grayscale, light ink on black,
     cropped to the ink, longer side 20 px, centre of mass at the centre of 28x28), encode it
@@ -49,7 +49,7 @@ def search_by_image(
     started = time.perf_counter()
     _check_k(k, settings)
     data = _read_limited(file, settings)
-    outcome = request.app.state.runtime.search_upload(data, k)
+    outcome = request.app.state.runtime.search_upload(data, k, label)
     request.app.state.metrics.observe_search(outcome)
     http_response.headers["Server-Timing"] = ", ".join(
         f"{stage};dur={ms:.3f}" for stage, ms in outcome.timings_ms.items()
@@ -59,7 +59,7 @@ def search_by_image(
         model=ModelRef(version=record.version, variant=record.variant),
         query_ms=0.0,
         timings_ms=_rounded(outcome.timings_ms),
-        results=_results(outcome.neighbours),
+        results=results_of(outcome.neighbours),
     )
     if debug:
         response.query_png = png_base64(outcome.query_image)
@@ -71,16 +71,6 @@ def search_by_image(
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
     return {stage: round(ms, 3) for stage, ms in timings.items()}
-
-
-def _results(neighbours: list[Neighbour]) -> list[SearchResult]:
-    return [
-        SearchResult(
-            rank=n.rank, id=n.item.id, distance=n.distance, score=n.score, label=n.item.label,
-            image_url=image_url(n.item.id),
-        )
-        for n in neighbours
-    ]  # fmt: skip
 
 
 def _check_k(k: int, settings: Settings) -> None:
@@ -109,6 +99,7 @@ def search_batch(
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="Several images, each in a field named `files`.")],
     k: Annotated[int, Query(ge=1, le=100, description="Neighbours per image.")] = 10,
+    label: LabelFilter = None,
 ) -> BatchSearchResponse:
     """Each file is decoded and preprocessed alone, so a bad one gets its own error (status and
     code as a single search would) without failing the others; the good ones are encoded in one
@@ -128,7 +119,7 @@ def search_batch(
         except AeseekError as error:
             uploads.append(error)
     readable = [data for data in uploads if isinstance(data, bytes)]
-    answers = iter(service.search_uploads(readable, k))
+    answers = iter(service.search_uploads(readable, k, label))
     items = []
     for index, (file, upload) in enumerate(zip(files, uploads, strict=True)):
         answer = upload if isinstance(upload, AeseekError) else next(answers)
@@ -141,7 +132,7 @@ def search_batch(
             request.app.state.metrics.observe_search(answer)
             items.append(
                 BatchItem(
-                    index=index, filename=file.filename, status=200, results=_results(answer.neighbours),
+                    index=index, filename=file.filename, status=200, results=results_of(answer.neighbours),
                     timings_ms=_rounded(answer.timings_ms),
                 )
             )  # fmt: skip
