@@ -191,7 +191,7 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from app.bench import assignments, variants
+    from app.bench import assignments, serve, training_speed, variants
     from app.bench.common import Bench
 
     bench = Bench(_workspace(settings), args.out, quick=args.quick)
@@ -205,6 +205,10 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
         assignments.vae_generation(bench)
     elif args.benchmark == "overcomplete":
         assignments.overcomplete(bench)
+    elif args.benchmark == "serve":
+        serve.run_serve(bench)
+    elif args.benchmark == "train":
+        training_speed.run_training_speed(bench)
     print(f"results in {args.out}", file=sys.stderr)
     return 0
 
@@ -261,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     activate.set_defaults(handler=command_models_activate)
 
     bench = commands.add_parser("bench", help="Measure: variants, chapter assignments.", formatter_class=formatter)
-    bench.add_argument("benchmark", choices=["variants", "l2", "code-size", "vae", "overcomplete"])
+    bench.add_argument("benchmark", choices=["variants", "l2", "code-size", "vae", "overcomplete", "serve", "train"])
     bench.add_argument("--out", type=Path, default=Path("docs/results"), help="Where results are written.")
     bench.add_argument("--quick", action="store_true", help="A smoke run: 1 epoch on 512 images.")
     bench.add_argument("--only", help="variants: a comma-separated subset.")

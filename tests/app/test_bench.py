@@ -61,3 +61,22 @@ def test_bench_assignments(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch)
     assert [row["hidden_units"] for row in rows] == [1000, 1000]
     assert all(row["noise_kept"] >= 0 for row in rows)
     assert (out / "overcomplete.png").is_file() and (out / "l2.png").is_file() and (out / "code_size.png").is_file()
+
+
+def test_bench_serve_and_train(trained_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    root = tmp_path / "data"
+    shutil.copytree(trained_dir, root, symlinks=True)
+    out = bench(root, "serve")
+    rows = results(out, "serve")
+    assert {row["scenario"] for row in rows} == {"health", "search, unbatched", "search, batched"}
+    assert all(row["errors"] == 0 and row["requests"] > 0 for row in rows)
+    batched = [row for row in rows if row["scenario"] == "search, batched"]
+    assert {"decode", "preprocess", "encode", "search", "queue"} <= set(batched[0]["stages_ms"])
+    assert "x unbatched search" in (out / "serve.md").read_text()
+    out = bench(root, "train")
+    speed = results(out, "train_speed")
+    assert speed["aeseek_images_per_s"] > 0 and speed["bare_images_per_s"] > 0
+    assert speed["encode_images_per_s"] > 0 and len(speed["variations"]) == 6
