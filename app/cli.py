@@ -16,8 +16,9 @@ from tqdm import tqdm
 from app.evaluate import evaluate_and_record, format_table
 from app.observability import configure_logging
 from app.progress import TrainingBar
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, index_spec
 from app.workspace import Workspace
+from index.backend import IndexSpec
 from models.base import AutoencoderConfig
 from models.checkpoints import list_models
 from models.errors import AeseekError
@@ -63,11 +64,13 @@ def _workspace(settings: Settings) -> Workspace:
     return Workspace(settings.data_dir, settings.mnist_source)
 
 
-def index_and_activate(workspace: Workspace, version: str, gallery: str, activate: bool = True) -> Path:
+def index_and_activate(
+    workspace: Workspace, version: str, gallery: str, activate: bool = True, spec: IndexSpec | None = None
+) -> Path:
     """Embed the gallery with a model (with a progress bar) and optionally make it active."""
     images, _ = workspace.gallery_source(gallery)  # type: ignore[arg-type]
     with tqdm(total=len(images), unit="img", desc=f"indexing {gallery} with {version}") as bar:
-        directory = workspace.build_gallery(version, gallery, on_batch=bar.update)  # type: ignore[arg-type]
+        directory = workspace.build_gallery(version, gallery, on_batch=bar.update, spec=spec)  # type: ignore[arg-type]
     if activate:
         workspace.activate(version, directory)
     return directory
@@ -90,7 +93,7 @@ def command_train(args: argparse.Namespace, settings: Settings) -> int:
     config = build_config(args)
     version = train_and_report(_workspace(settings), config, args.run, args.dry_run)
     if args.activate:
-        index_and_activate(_workspace(settings), version, settings.gallery)
+        index_and_activate(_workspace(settings), version, settings.gallery, spec=index_spec(settings))
     print(version)
     return 0
 
@@ -110,7 +113,10 @@ def _resolve_version(workspace: Workspace, version: str | None) -> str:
 def command_index_build(args: argparse.Namespace, settings: Settings) -> int:
     workspace = _workspace(settings)
     version = _resolve_version(workspace, args.model)
-    directory = index_and_activate(workspace, version, args.gallery or settings.gallery, activate=not args.no_activate)
+    spec = index_spec(settings.model_copy(update={"index_kind": args.index} if args.index else {}))
+    directory = index_and_activate(
+        workspace, version, args.gallery or settings.gallery, activate=not args.no_activate, spec=spec
+    )
     print(directory)
     return 0
 
@@ -147,7 +153,7 @@ def command_models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_models_activate(args: argparse.Namespace, settings: Settings) -> int:
-    index_and_activate(_workspace(settings), args.version, settings.gallery)
+    index_and_activate(_workspace(settings), args.version, settings.gallery, spec=index_spec(settings))
     print(f"active: {args.version}")
     return 0
 
@@ -164,7 +170,7 @@ def ensure_ready(settings: Settings) -> None:
     for key, value in overrides.items():  # one level deep, so {"training": {"epochs": 1}} keeps the rest
         raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
     version = train_and_report(workspace, config_from_dict(raw), run="bootstrap", dry_run=False)
-    index_and_activate(workspace, version, settings.gallery)
+    index_and_activate(workspace, version, settings.gallery, spec=index_spec(settings))
     print(f"ready after {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
@@ -241,6 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--model", help="Model version (default: the active one, else the newest).")
     build.add_argument("--gallery", choices=["train", "test", "both"], help="MNIST splits (default: AESEEK_GALLERY).")
     build.add_argument("--no-activate", action="store_true", help="Write the index without activating it.")
+    build.add_argument(
+        "--index", choices=["Flat", "IVF", "HNSW", "IVFPQ"], help="Index type (default: AESEEK_INDEX_KIND)."
+    )
     build.set_defaults(handler=command_index_build)
 
     evaluate = commands.add_parser(

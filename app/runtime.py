@@ -7,13 +7,14 @@ import threading
 import time
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 from app.batching import MicroBatcher
 from app.errors import ApiError
 from app.jobs.manager import JobManager
 from app.search_service import SearchOutcome, SearchService, Snapshot
-from app.settings import Settings
+from app.settings import Settings, index_spec
 from app.workspace import Workspace
 from index.backend import set_search_threads
 from index.gallery import Gallery, GalleryError, LatentProjection, latent_projection
@@ -118,7 +119,8 @@ class Runtime:
         with self._models_lock:
             cached = self._projections.get(key)
         if cached is None:
-            cached = latent_projection(snapshot.gallery.index.vectors())
+            gallery = snapshot.gallery
+            cached = latent_projection(gallery.index.vectors(np.array([item.id for item in gallery.items])))
             with self._models_lock:
                 self._projections = {key: cached}  # only the newest gallery's map is kept
         return cached
@@ -137,10 +139,13 @@ class Runtime:
         with self._activation:
             model, record = self.model(version)
             gallery_dir = self.workspace.galleries_dir / f"{version}-{self.settings.gallery}"
+            spec = index_spec(self.settings)
             try:
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
+                if gallery.manifest.index_kind != spec.kind:
+                    raise GalleryError(f"the saved gallery is {gallery.manifest.index_kind}, {spec.kind} is asked for")
             except GalleryError:
-                gallery_dir = self.workspace.build_gallery(version, self.settings.gallery)
+                gallery_dir = self.workspace.build_gallery(version, self.settings.gallery, spec=spec)
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
             self.workspace.activate(version, gallery_dir)
             snapshot = Snapshot(model, record, gallery)

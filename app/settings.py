@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.backend import IndexSpec
+
 
 class Settings(BaseSettings):
     """Service settings; each field is read from `AESEEK_<FIELD>`."""
@@ -31,6 +33,12 @@ class Settings(BaseSettings):
     batching: bool = Field(True, description="Micro-batch concurrent searches (one forward pass, one index call).")
     batch_max_size: int = Field(64, ge=1, le=4096, description="Most queries in one micro-batch.")
     batch_max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Longest a query waits for others to join.")
+    index_kind: Literal["Flat", "IVF", "HNSW", "IVFPQ"] = Field("Flat", description="FAISS index type.")
+    index_nlist: int = Field(1024, ge=1, description="IVF, IVFPQ: k-means cells.")
+    index_nprobe: int = Field(16, ge=1, description="IVF, IVFPQ: cells scanned per query.")
+    index_hnsw_m: int = Field(32, ge=2, description="HNSW: links per node.")
+    index_ef_search: int = Field(64, ge=1, description="HNSW: candidates kept per query.")
+    index_pq_bytes: int = Field(8, ge=1, description="IVFPQ: bytes per compressed vector (divides the code size).")
     torch_threads: int = Field(1, ge=1, description="Torch intra-op threads for query encoding.")
     faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (1 was fastest on 2 cores).")
     jobs_enabled: bool = Field(True, description="Run a training worker process beside the API.")
@@ -46,6 +54,18 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may run before a 504.")
     log_level: str = "info"
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON (with request ids).")
+
+
+def index_spec(settings: Settings) -> IndexSpec:
+    """The index type and knobs the settings ask for."""
+    return IndexSpec(
+        kind=settings.index_kind,
+        nlist=settings.index_nlist,
+        nprobe=settings.index_nprobe,
+        hnsw_m=settings.index_hnsw_m,
+        ef_search=settings.index_ef_search,
+        pq_bytes=settings.index_pq_bytes,
+    )
 
 
 @lru_cache

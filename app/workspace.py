@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from index.backend import IndexSpec
 from index.gallery import Gallery, GalleryItem, ModelMismatchError, read_manifest
 from models.base import Autoencoder, AutoencoderConfig
 from models.checkpoints import ModelRecord, load_model, save_model
@@ -134,14 +135,18 @@ class Workspace:
         return np.concatenate(images), items
 
     def build_gallery(
-        self, version: str, choice: GalleryChoice = "train", on_batch: Callable[[int], None] | None = None
+        self,
+        version: str,
+        choice: GalleryChoice = "train",
+        on_batch: Callable[[int], None] | None = None,
+        spec: IndexSpec | None = None,
     ) -> Path:
-        """Embed a gallery with a saved model and write it; returns its directory."""
+        """Embed a gallery with a saved model and write it in an index of `spec`'s kind; returns its directory."""
         model, record = load_model(self.models_dir / version)
         images, items = self.gallery_source(choice)
         codes = embed_images(model, images, on_batch)
         gallery = Gallery.build(
-            codes, items, images, model_version=record.version, model_variant=record.variant, gallery=choice
+            codes, items, images, model_version=record.version, model_variant=record.variant, gallery=choice, spec=spec
         )
         directory = self.galleries_dir / f"{version}-{choice}"
         gallery.save(directory)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from index.backend import FaissFlatIndex, VectorIndex, open_backend
+from index.backend import FaissIndex, IndexSpec, VectorIndex, open_backend
 from models.errors import AeseekError
 from models.storage import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
 
@@ -62,6 +63,7 @@ class Manifest:
     distance_scale: float
     created: float
     files: dict[str, str]
+    index_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,13 @@ class Gallery:
         model_version: str,
         model_variant: str,
         gallery: str,
+        spec: IndexSpec | None = None,
     ) -> Gallery:
-        """A new exact (Flat) gallery over `codes` (N, dim), one row per item."""
+        """A new gallery over `codes` (N, dim), one row per item, in an index of `spec`'s kind (exact by default)."""
         if not (len(codes) == len(items) == len(images)):
             raise ValueError(f"{len(codes)} codes, {len(items)} items and {len(images)} images must match")
-        index = FaissFlatIndex.empty(codes.shape[1])
-        index.add(codes, np.array([item.id for item in items], dtype=np.int64))
+        spec = spec or IndexSpec()
+        index = FaissIndex.build(spec, codes, np.array([item.id for item in items], dtype=np.int64))
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             model_version=model_version,
@@ -113,6 +116,7 @@ class Gallery:
             distance_scale=typical_neighbour_distance(index, codes),
             created=time.time(),
             files={},
+            index_params={key: value for key, value in spec.as_dict().items() if key != "kind"},
         )
         return cls(manifest, index, items, images)
 
@@ -145,6 +149,8 @@ class Gallery:
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in range(len(queries))]
         distances, ids = self.index.search(queries, min(k, len(self)), allowed)
+        if allowed is not None and self.index.kind != "Flat":
+            distances, ids = self._complete_filtered(queries, k, allowed, distances, ids)
         scale = self.manifest.distance_scale
         results = []
         for row_distances, row_ids in zip(distances, ids, strict=True):
@@ -156,6 +162,24 @@ class Gallery:
                 row.append(Neighbour(len(row) + 1, item, distance, similarity(distance, scale)))
             results.append(row)
         return results
+
+    def _complete_filtered(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray, distances: np.ndarray, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows where an approximate filtered search came up short (the label's items lie in cells
+        or graph regions it did not visit) are answered exactly over the allowed items instead."""
+        wanted = min(k, len(allowed))
+        short = np.flatnonzero((ids[:, :wanted] < 0).any(axis=1))
+        if len(short) == 0:
+            return distances, ids
+        vectors = self.index.vectors(allowed)
+        distances, ids = distances.copy(), ids.copy()
+        for row in short:
+            exact = np.linalg.norm(vectors - queries[row], axis=1)
+            order = np.argsort(exact, kind="stable")[:wanted]
+            distances[row, :wanted], ids[row, :wanted] = exact[order], allowed[order]
+            distances[row, wanted:], ids[row, wanted:] = np.inf, -1
+        return distances, ids
 
     def save(self, directory: Path) -> None:
         """Write the gallery atomically, file by file, the manifest last."""
@@ -185,7 +209,7 @@ class Gallery:
                     f"{path} is missing or does not match its manifest checksum (a partial or corrupt "
                     "write); rebuild it with `aeseek index build`"
                 )
-        index = open_backend(manifest.index_kind, directory / "index.faiss")
+        index = open_backend(manifest.index_kind, directory / "index.faiss", manifest.index_params)
         items = [GalleryItem(**json.loads(line)) for line in (directory / "items.jsonl").read_text().splitlines()]
         images = np.load(directory / "images.npy", allow_pickle=False)
         if not (len(index) == len(items) == len(images) == manifest.count):

@@ -79,3 +79,39 @@ def test_missing_manifest_says_what_to_run(tmp_path: Path) -> None:
 def test_unknown_ids_are_none() -> None:
     gallery = make_gallery()
     assert gallery.item(10_000) is None and gallery.image(-1) is None
+
+
+@pytest.mark.parametrize("kind", ["IVF", "HNSW", "IVFPQ"])
+def test_approximate_index_types_find_near_neighbours_and_filter(kind: str, tmp_path: Path) -> None:
+    from index.backend import IndexSpec
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(10, 8)) * 4
+    labels = np.repeat(np.arange(10), 300)
+    codes = (centres[labels] + rng.normal(size=(3000, 8)) * 0.5).astype(np.float32)
+    items = [GalleryItem(i, "train", i, int(label)) for i, label in enumerate(labels)]
+    spec = IndexSpec(kind=kind, nlist=32, nprobe=8, pq_bytes=4)  # type: ignore[arg-type]
+    gallery = Gallery.build(
+        codes, items, np.zeros((3000, 28, 28), np.uint8), model_version="v", model_variant="conv", gallery="train",
+        spec=spec,
+    )  # fmt: skip
+    exact = make_exact(codes, items)
+    queries = codes[:50] + 0.01
+    truth = [{n.item.id for n in row} for row in exact.search(queries, 10)]
+    found = [{n.item.id for n in row} for row in gallery.search(queries, 10)]
+    recall = np.mean([len(a & b) / 10 for a, b in zip(truth, found, strict=True)])
+    assert recall >= (0.5 if kind == "IVFPQ" else 0.9)
+    filtered = gallery.search(queries[:5], 10, label=3)
+    assert all(len(row) == 10 and all(n.item.label == 3 for n in row) for row in filtered)
+    gallery.save(tmp_path)
+    loaded = Gallery.load(tmp_path)
+    assert loaded.manifest.index_kind == kind and loaded.manifest.index_params["nprobe"] == 8
+    assert [n.item.id for n in loaded.search(queries[:1], 5)[0]] == [
+        n.item.id for n in gallery.search(queries[:1], 5)[0]
+    ]
+
+
+def make_exact(codes: np.ndarray, items: list[GalleryItem]) -> Gallery:
+    return Gallery.build(
+        codes, items, np.zeros((len(items), 28, 28), np.uint8), model_version="v", model_variant="conv", gallery="train"
+    )
