@@ -197,7 +197,7 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from app.bench import assignments, serve, training_speed, variants
+    from app.bench import assignments, index_scale, serve, training_speed, variants
     from app.bench.common import Bench
 
     bench = Bench(_workspace(settings), args.out, quick=args.quick)
@@ -215,6 +215,8 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
         serve.run_serve(bench)
     elif args.benchmark == "train":
         training_speed.run_training_speed(bench)
+    elif args.benchmark == "index":
+        index_scale.run_index_scale(bench)
     print(f"results in {args.out}", file=sys.stderr)
     return 0
 
@@ -274,7 +276,9 @@ def _parser() -> argparse.ArgumentParser:
     activate.set_defaults(handler=command_models_activate)
 
     bench = commands.add_parser("bench", help="Measure: variants, chapter assignments.", formatter_class=formatter)
-    bench.add_argument("benchmark", choices=["variants", "l2", "code-size", "vae", "overcomplete", "serve", "train"])
+    bench.add_argument(
+        "benchmark", choices=["variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index"]
+    )
     bench.add_argument("--out", type=Path, default=Path("docs/results"), help="Where results are written.")
     bench.add_argument("--quick", action="store_true", help="A smoke run: 1 epoch on 512 images.")
     bench.add_argument("--only", help="variants: a comma-separated subset.")

@@ -108,6 +108,10 @@ class FaissIndex:
         index = faiss.index_factory(vectors.shape[1], spec.factory(len(vectors)), faiss.METRIC_L2)
         if spec.kind == "HNSW":
             _hnsw(index).efConstruction = spec.ef_construction
+        if spec.kind == "IVFPQ":
+            # Polysemous codes (an annealing step FAISS runs by default for 8-bit PQ) take minutes
+            # to train and are only used by polysemous search, which aeseek does not use.
+            faiss.downcast_index(faiss.extract_index_ivf(index)).do_polysemous_training = False
         if not index.is_trained:
             rows = np.random.default_rng(seed).choice(len(vectors), min(TRAINING_SAMPLE, len(vectors)), replace=False)
             index.train(vectors[np.sort(rows)])

@@ -80,3 +80,30 @@ def test_bench_serve_and_train(trained_dir: Path, tmp_path: Path, monkeypatch: p
     speed = results(out, "train_speed")
     assert speed["aeseek_images_per_s"] > 0 and speed["bare_images_per_s"] > 0
     assert speed["encode_images_per_s"] > 0 and len(speed["variations"]) == 6
+
+
+def test_bench_index_quick(trained_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    root = tmp_path / "data"
+    shutil.copytree(trained_dir, root, symlinks=True)
+    out = bench(root, "index")
+    document = results(out, "index")
+    kinds = {(row["size"], row["kind"]) for row in document["rows"]}
+    assert {(600, "Flat"), (600, "IVF"), (4000, "HNSW"), (4000, "IVFPQ")} <= kinds
+    assert all(0 <= row["recall_at_10"] <= 1 and row["batched_qps"] > 0 for row in document["rows"])
+    assert [row["recall_at_10"] for row in document["rows"] if row["kind"] == "Flat"] == [1.0, 1.0]
+
+
+def test_mixture_sample_follows_each_digit() -> None:
+    import numpy as np
+
+    from app.bench.index_scale import mixture_sample
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 500)
+    codes = np.where(labels[:, None] == 0, -5.0, 5.0) + rng.normal(size=(1000, 3))
+    sample = mixture_sample(codes, labels, 4000)
+    assert sample.shape == (4000, 3)
+    assert abs(float((sample[:, 0] > 0).mean()) - 0.5) < 0.05  # both components, by frequency
