@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +19,7 @@ from app.search_service import SearchOutcome, SearchService, Snapshot
 from app.settings import Settings, index_spec
 from app.workspace import Workspace
 from index.backend import set_search_threads
-from index.gallery import Gallery, GalleryError, LatentProjection, latent_projection
+from index.gallery import Gallery, GalleryError, GalleryItem, LatentProjection, latent_projection
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, load_model
 from models.errors import AeseekError
@@ -113,6 +115,39 @@ class Runtime:
         self._remember(version, model, record)
         return model, record
 
+    def _active_gallery_dir(self) -> Path:
+        pointer = self.workspace.active()
+        if pointer is None:
+            raise ApiError("not_ready", "no active gallery")
+        return self.workspace.root / pointer.gallery_dir
+
+    def add_to_gallery(
+        self, uploads: list[bytes], labels: list[int], metadata: list[dict[str, Any] | None]
+    ) -> list[GalleryItem]:
+        """Preprocess and encode uploads, add them to the active gallery, save it, swap it in."""
+        with self._activation:  # one change at a time, never during an activation
+            service = self.require_search()
+            snapshot = service.snapshot
+            queries = np.stack(
+                [service.prepare_upload(data)[0] for data in uploads]
+            )  # any bad file: 4xx, nothing added
+            codes = snapshot.model.embed(torch.from_numpy(queries)).numpy()
+            gallery = snapshot.gallery.with_added(codes, labels, queries, metadata)
+            gallery.save(self._active_gallery_dir())
+            service.swap(Snapshot(snapshot.model, snapshot.record, gallery))
+            return gallery.items[-len(uploads) :]
+
+    def remove_from_gallery(self, item_id: int) -> None:
+        """Remove one item from the active gallery, save it, swap it in."""
+        with self._activation:
+            service = self.require_search()
+            snapshot = service.snapshot
+            if snapshot.gallery.item(item_id) is None:
+                raise ApiError("not_found", f"no gallery item with id {item_id}")
+            gallery = snapshot.gallery.without(item_id)
+            gallery.save(self._active_gallery_dir())
+            service.swap(Snapshot(snapshot.model, snapshot.record, gallery))
+
     def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
         """The 2-D PCA of a snapshot's gallery codes, computed once per gallery."""
         key = (snapshot.record.version, id(snapshot.gallery))
@@ -140,12 +175,16 @@ class Runtime:
             model, record = self.model(version)
             gallery_dir = self.workspace.galleries_dir / f"{version}-{self.settings.gallery}"
             spec = index_spec(self.settings)
+            current = self.search.snapshot.gallery if self.search is not None else None
             try:
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
                 if gallery.manifest.index_kind != spec.kind:
                     raise GalleryError(f"the saved gallery is {gallery.manifest.index_kind}, {spec.kind} is asked for")
+                if current is not None and [i.id for i in gallery.items] != [i.id for i in current.items]:
+                    raise GalleryError("the saved gallery's items differ from the gallery being served")
             except GalleryError:
-                gallery_dir = self.workspace.build_gallery(version, self.settings.gallery, spec=spec)
+                source = (current.images, current.items) if current is not None else None
+                gallery_dir = self.workspace.build_gallery(version, self.settings.gallery, spec=spec, source=source)
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
             self.workspace.activate(version, gallery_dir)
             snapshot = Snapshot(model, record, gallery)

@@ -33,6 +33,14 @@ class GalleryItemPublic(BaseModel):
     index: int = Field(description="Position of the image in its split.", examples=[7])
     label: int = Field(description="The digit drawn.", examples=[3])
     image_url: str = Field(examples=["/api/v1/gallery/7/image"])
+    metadata: dict[str, Any] | None = Field(None, description="Free metadata given when the image was added.")
+
+
+class GalleryItemList(BaseModel):
+    """Gallery items."""
+
+    data: list[GalleryItemPublic]
+    count: int
 
 
 class SearchResult(BaseModel):

@@ -140,10 +140,14 @@ class Workspace:
         choice: GalleryChoice = "train",
         on_batch: Callable[[int], None] | None = None,
         spec: IndexSpec | None = None,
+        source: tuple[np.ndarray, list[GalleryItem]] | None = None,
     ) -> Path:
-        """Embed a gallery with a saved model and write it in an index of `spec`'s kind; returns its directory."""
+        """Embed a gallery with a saved model and write it in an index of `spec`'s kind; returns its directory.
+
+        The images are the MNIST splits of `choice`, or `source` (the images and items of a gallery
+        that has grown or shrunk through the API, so a new model keeps them)."""
         model, record = load_model(self.models_dir / version)
-        images, items = self.gallery_source(choice)
+        images, items = source if source is not None else self.gallery_source(choice)
         codes = embed_images(model, images, on_batch)
         gallery = Gallery.build(
             codes, items, images, model_version=record.version, model_variant=record.variant, gallery=choice, spec=spec

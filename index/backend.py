@@ -23,7 +23,15 @@ from typing import Any, Literal, Protocol
 import faiss
 import numpy as np
 
+from models.errors import AeseekError
 from models.storage import atomic_write_with
+
+
+class IndexOperationError(AeseekError):
+    """The index type cannot do what was asked."""
+
+    code = "conflict"
+
 
 IndexKind = Literal["Flat", "IVF", "HNSW", "IVFPQ"]
 TRAINING_SAMPLE = 200_000
@@ -62,6 +70,14 @@ class VectorIndex(Protocol):
 
     def save(self, path: Path) -> None:
         """Write the index to `path` atomically."""
+        ...
+
+    def copy(self) -> VectorIndex:
+        """An independent copy (mutate the copy, swap it in: searches never see a half-done change)."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Remove vectors by id."""
         ...
 
 
@@ -184,6 +200,14 @@ class FaissIndex:
 
     def save(self, path: Path) -> None:
         atomic_write_with(path, lambda temp: faiss.write_index(self._index, str(temp)))
+
+    def copy(self) -> FaissIndex:
+        return FaissIndex(faiss.clone_index(self._index), self.spec)
+
+    def remove(self, ids: np.ndarray) -> None:
+        if self.spec.kind == "HNSW":
+            raise IndexOperationError("an HNSW index cannot remove vectors; rebuild the gallery to drop items")
+        self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
 
     def serialized_bytes(self) -> int:
         """Size of the index when written out (memory per vector, roughly)."""

@@ -46,6 +46,7 @@ class GalleryItem:
     split: str
     index: int
     label: int
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Manifest:
     created: float
     files: dict[str, str]
     index_params: dict[str, Any] = field(default_factory=dict)
+    next_id: int = 0  # ids are never reused, even after the newest item is removed
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,33 @@ class Gallery:
             index_params={key: value for key, value in spec.as_dict().items() if key != "kind"},
         )
         return cls(manifest, index, items, images)
+
+    def with_added(
+        self, codes: np.ndarray, labels: list[int], images: np.ndarray, metadata: list[dict[str, Any] | None]
+    ) -> Gallery:
+        """A new gallery with these images added under fresh ids (this one is left as it was)."""
+        first = max(max((item.id for item in self.items), default=-1) + 1, self.manifest.next_id)
+        added = [
+            GalleryItem(first + i, "added", -1, int(label), extra)
+            for i, (label, extra) in enumerate(zip(labels, metadata, strict=True))
+        ]
+        index = self.index.copy()
+        index.add(codes, np.array([item.id for item in added], dtype=np.int64))
+        return self._replaced(index, [*self.items, *added], np.concatenate([self.images, images]), first + len(added))
+
+    def without(self, item_id: int) -> Gallery:
+        """A new gallery without one item (this one is left as it was); ids are never reused."""
+        position = self._by_id[item_id]
+        index = self.index.copy()
+        index.remove(np.array([item_id], dtype=np.int64))
+        items = self.items[:position] + self.items[position + 1 :]
+        images = np.delete(self.images, position, axis=0)
+        next_id = max(self.manifest.next_id, max(i.id for i in self.items) + 1)
+        return self._replaced(index, items, images, next_id)
+
+    def _replaced(self, index: VectorIndex, items: list[GalleryItem], images: np.ndarray, next_id: int) -> Gallery:
+        manifest = Manifest(**{**asdict(self.manifest), "count": len(items), "next_id": next_id})
+        return Gallery(manifest, index, items, images)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -185,7 +214,7 @@ class Gallery:
         """Write the gallery atomically, file by file, the manifest last."""
         directory.mkdir(parents=True, exist_ok=True)
         self.index.save(directory / "index.faiss")
-        lines = "".join(json.dumps(asdict(item)) + "\n" for item in self.items)
+        lines = "".join(json.dumps(_item_json(item)) + "\n" for item in self.items)
         atomic_write_bytes(directory / "items.jsonl", lines.encode())
         atomic_write_with(directory / "images.npy", lambda temp: _save_npy(temp, self.images))
         files = {name: sha256_file(directory / name) for name in FILES}
@@ -230,6 +259,13 @@ def read_manifest(directory: Path) -> Manifest:
     if manifest.format_version != FORMAT_VERSION:
         raise GalleryError(f"{path}: gallery format {manifest.format_version} is not {FORMAT_VERSION}; rebuild it")
     return manifest
+
+
+def _item_json(item: GalleryItem) -> dict[str, Any]:
+    raw = asdict(item)
+    if raw["metadata"] is None:
+        del raw["metadata"]  # MNIST items carry none: keep items.jsonl lean
+    return raw
 
 
 def similarity(distance: float, scale: float) -> float:

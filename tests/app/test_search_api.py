@@ -115,6 +115,7 @@ def test_gallery_item_and_image(client: TestClient, train_images: np.ndarray, fu
         "index": 9,
         "label": int(full_mnist["train"].labels[9]),
         "image_url": "/api/v1/gallery/9/image",
+        "metadata": None,
     }
     response = client.get("/api/v1/gallery/9/image")
     assert response.headers["content-type"] == "image/png"

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 
-from app.api.deps import SearchServiceDep
+from app.api.deps import RuntimeDep, SearchServiceDep, SettingsDep
 from app.errors import ERROR_RESPONSES, ApiError
 from app.images import png_bytes
-from app.schemas import GalleryItemPublic, ModelRef, SearchResponse, SearchResult
-from index.gallery import Neighbour
+from app.schemas import GalleryItemList, GalleryItemPublic, ModelRef, SearchResponse, SearchResult
+from app.security import WRITE_OPERATION, require_write_access
+from app.uploads import read_upload
+from index.gallery import GalleryItem, Neighbour
 
 router = APIRouter(prefix="/gallery", tags=["gallery"])
 
@@ -50,9 +53,7 @@ def get_gallery_item(item_id: ItemId, service: SearchServiceDep) -> GalleryItemP
     item = gallery.item(item_id)
     if item is None:
         raise _unknown(item_id, len(gallery))
-    return GalleryItemPublic(
-        id=item.id, split=item.split, index=item.index, label=item.label, image_url=image_url(item.id)
-    )
+    return _public(item)
 
 
 @router.get(
@@ -104,3 +105,79 @@ def get_gallery_neighbours(
         timings_ms={"search": round(elapsed, 3)},
         results=results_of(ranked),
     )
+
+
+def _public(item: GalleryItem) -> GalleryItemPublic:
+    return GalleryItemPublic(
+        id=item.id, split=item.split, index=item.index, label=item.label, image_url=image_url(item.id),
+        metadata=item.metadata,
+    )  # fmt: skip
+
+
+def _parse_labels(text: str, count: int) -> list[int]:
+    try:
+        labels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ApiError("validation_error", f"labels must be comma-separated integers, got {text!r}") from None
+    if len(labels) == 1 and count > 1:
+        labels = labels * count
+    if len(labels) != count or any(label < 0 for label in labels):
+        raise ApiError("validation_error", f"labels: give one non-negative label per file ({count}), or one for all")
+    return labels
+
+
+def _parse_metadata(text: str | None, count: int) -> list[dict[str, Any] | None]:
+    if not text:
+        return [None] * count
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ApiError("validation_error", f"metadata is not valid JSON ({error})") from None
+    entries = value if isinstance(value, list) else [value] * count
+    if len(entries) != count or not all(isinstance(entry, dict) for entry in entries):
+        raise ApiError("validation_error", "metadata: one JSON object for all files, or a list of one per file")
+    return entries
+
+
+@router.post(
+    "",
+    dependencies=[Depends(require_write_access)],
+    openapi_extra=WRITE_OPERATION,
+    status_code=201,
+    response_model=GalleryItemList,
+    responses=ERROR_RESPONSES,
+    summary="Add images to the gallery",
+)
+def add_gallery_images(
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="Images to add, each in a field named `files`.")],
+    labels: Annotated[str, Form(description="Comma-separated labels, one per file (or one for all).")],
+    metadata: Annotated[
+        str | None, Form(description="JSON: one object for all files, or a list of one per file.")
+    ] = None,
+) -> GalleryItemList:
+    """Preprocess the images like queries, encode them with the active model and add them to the
+    index without rebuilding it, under new ids that are never reused. Saved at once; searches see
+    the new images as soon as this returns. If any file is not a usable image, nothing is added."""
+    if len(files) > settings.max_batch_files:
+        raise ApiError("validation_error", f"at most {settings.max_batch_files} files per request")
+    parsed_labels = _parse_labels(labels, len(files))
+    parsed_metadata = _parse_metadata(metadata, len(files))
+    uploads = [read_upload(file, settings) for file in files]
+    items = runtime.add_to_gallery(uploads, parsed_labels, parsed_metadata)
+    return GalleryItemList(data=[_public(item) for item in items], count=len(items))
+
+
+@router.delete(
+    "/{item_id}",
+    dependencies=[Depends(require_write_access)],
+    openapi_extra=WRITE_OPERATION,
+    status_code=204,
+    responses=ERROR_RESPONSES,
+    summary="Remove an image from the gallery",
+)
+def remove_gallery_image(item_id: ItemId, runtime: RuntimeDep) -> Response:
+    """Remove one item from the index and the gallery, without rebuilding; its id is not reused."""
+    runtime.remove_from_gallery(item_id)
+    return Response(status_code=204)

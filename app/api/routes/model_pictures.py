@@ -13,7 +13,7 @@ from PIL import Image
 from app.api.deps import RuntimeDep, SearchServiceDep, SettingsDep
 from app.errors import ERROR_RESPONSES, ApiError
 from app.pictures import curves_png, grid_png, to_uint8
-from app.settings import Settings
+from app.uploads import read_upload
 from models.base import Autoencoder
 from models.corruption import corrupt
 from models.dense import DenseConfig
@@ -30,13 +30,6 @@ def _png(data: bytes) -> Response:
     return Response(data, media_type="image/png")
 
 
-def _read_upload(file: UploadFile, settings: Settings) -> bytes:
-    data = file.file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise ApiError("upload_too_large", f"the upload is over the limit of {settings.max_upload_bytes} bytes")
-    return data
-
-
 @router.post("/{version}/reconstruct", response_class=Response, responses=PNG_RESPONSES, summary="Reconstruct an image")
 def reconstruct_image(
     version: Version, runtime: RuntimeDep, settings: SettingsDep, file: Annotated[UploadFile, File()]
@@ -44,7 +37,7 @@ def reconstruct_image(
     """A PNG of three panels: the upload shrunk to 28x28, the preprocessed 28x28 image the model
     sees, and the model's reconstruction of it."""
     model, _ = runtime.model(version)
-    image = decode_image(_read_upload(file, settings), runtime.limits)
+    image = decode_image(read_upload(file, settings), runtime.limits)
     gray = to_grayscale(image)
     thumbnail = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((28, 28), Image.Resampling.BOX))
     query = to_mnist(gray)
@@ -136,7 +129,7 @@ def denoise_image(
         raise ApiError(
             "conflict", f"model {version} is a {record.variant} trained without input noise; use a denoising model"
         )
-    clean = to_mnist(to_grayscale(decode_image(_read_upload(file, settings), runtime.limits)))
+    clean = to_mnist(to_grayscale(decode_image(read_upload(file, settings), runtime.limits)))
     x = torch.from_numpy(clean[None]).float().div(255.0)
     noisy = corrupt(x, config.corruption, noise, torch.Generator().manual_seed(seed))
     noisy_uint8 = torch.from_numpy(to_uint8(noisy.numpy()))

@@ -13,7 +13,8 @@ from app.errors import ERROR_RESPONSES, STATUS_BY_CODE, ApiError
 from app.images import png_base64
 from app.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse
 from app.settings import Settings
-from models.errors import AeseekError, ImageTooLargeError
+from app.uploads import read_upload
+from models.errors import AeseekError
 
 router = APIRouter(prefix="/search", tags=["search"])
 
@@ -48,7 +49,7 @@ def search_by_image(
     between codes."""
     started = time.perf_counter()
     _check_k(k, settings)
-    data = _read_limited(file, settings)
+    data = read_upload(file, settings)
     outcome = request.app.state.runtime.search_upload(data, k, label)
     request.app.state.metrics.observe_search(outcome)
     http_response.headers["Server-Timing"] = ", ".join(
@@ -76,15 +77,6 @@ def _rounded(timings: dict[str, float]) -> dict[str, float]:
 def _check_k(k: int, settings: Settings) -> None:
     if k > settings.max_k:
         raise ApiError("validation_error", f"k={k} is over the limit of {settings.max_k} (AESEEK_MAX_K)")
-
-
-def _read_limited(file: UploadFile, settings: Settings) -> bytes:
-    data = file.file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise ImageTooLargeError(
-            f"the upload is over the limit of {settings.max_upload_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)"
-        )
-    return data
 
 
 @router.post(
@@ -115,7 +107,7 @@ def search_batch(
     uploads: list[bytes | AeseekError] = []
     for file in files:
         try:
-            uploads.append(_read_limited(file, settings))
+            uploads.append(read_upload(file, settings))
         except AeseekError as error:
             uploads.append(error)
     readable = [data for data in uploads if isinstance(data, bytes)]
