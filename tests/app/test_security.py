@@ -85,12 +85,12 @@ def test_slow_requests_time_out_with_504(make_client, monkeypatch: pytest.Monkey
     from app.search_service import SearchService
 
     client = make_client(request_timeout_s=0.2)
-    original = SearchService.search_upload
+    original = SearchService.prepare_upload
 
-    def slow(self: SearchService, data: bytes, k: int):  # type: ignore[no-untyped-def]
+    def slow(self: SearchService, data: bytes):  # type: ignore[no-untyped-def]
         time.sleep(1.0)
-        return original(self, data, k)
+        return original(self, data)
 
-    monkeypatch.setattr(SearchService, "search_upload", slow)
+    monkeypatch.setattr(SearchService, "prepare_upload", slow)
     response = client.post("/api/v1/search", files={"file": ("a.png", b"x")})
     assert response.status_code == 504 and "AESEEK_REQUEST_TIMEOUT_S" in response.json()["message"]
