@@ -68,6 +68,10 @@ def train(
     from. `max_steps` limits each phase to a few steps (the CLI's --dry-run).
     """
     config = model.config.training
+    # Weight decay drives the weights of never-lit border pixels towards zero until they are
+    # subnormal floats, which the CPU handles many times slower (the l2 variant trained 10x
+    # slower before this). Flushing them to zero changes nothing measurable in the model.
+    torch.set_flush_denormal(True)
     hooks = Hooks(on_progress, should_stop, max_steps)
     steps_per_epoch = math.ceil(len(images) / config.batch_size)
     epochs = config.epochs if model.trains_end_to_end else 0

@@ -7,6 +7,7 @@ reconstructs the first test image of each digit for a grid with one row per vari
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from app.bench.common import Bench, machine, markdown_table, summary_line
 from app.evaluate import evaluate_and_record
 from app.pictures import labelled_grid_png, to_uint8
-from models.checkpoints import load_model
+from models.checkpoints import load_model, read_record
 from models.registry import VARIANTS
 
 ORDER = [
@@ -36,14 +37,11 @@ def run_variants(bench: Bench, variants: list[str]) -> list[dict[str, Any]]:
     shown = one_per_digit(test.labels)
     originals = test.images[shown]
     rows: list[dict[str, Any]] = []
-    pictures: list[tuple[str, list[np.ndarray]]] = [("original", list(originals))]
     for variant in variants:
         print(f"== {variant}", file=sys.stderr)
         record = bench.train(bench.config({"variant": variant}))
         [evaluation] = evaluate_and_record(bench.workspace, record.version)
-        model, record = load_model(bench.workspace.models_dir / record.version)
-        reconstructions = model.reconstruct(torch.from_numpy(originals)).numpy()
-        pictures.append((variant, [to_uint8(image) for image in reconstructions]))
+        record = read_record(bench.workspace.models_dir / record.version)  # now with its metrics
         extras = {
             key: value
             for key, value in record.metrics.items()
@@ -62,6 +60,8 @@ def run_variants(bench: Bench, variants: list[str]) -> list[dict[str, Any]]:
                 "extras": extras,
             }
         )
+    rows = _merge_with_earlier(bench, rows)
+    pictures = [("original", list(originals)), *_pictures_of(bench, rows, originals)]
     bench.write_json("variants", rows)
     header = ["variant", "code", "params", "train s", "recon. MSE", "P@10", "mAP@100", "notes"]
     table = markdown_table(
@@ -77,6 +77,24 @@ def run_variants(bench: Bench, variants: list[str]) -> list[dict[str, Any]]:
     bench.write_text("variants.md", summary_line(machine()) + table)
     bench.write_png("variants.png", labelled_grid_png(pictures))
     return rows
+
+
+def _merge_with_earlier(bench: Bench, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of this run, plus earlier rows (variants.json) of variants not rerun, in the chapter's order."""
+    path = bench.out_dir / "variants.json"
+    earlier = json.loads(path.read_text())["results"] if path.is_file() and not bench.quick else []
+    by_variant = {row["variant"]: row for row in earlier}
+    by_variant.update({row["variant"]: row for row in rows})
+    return [by_variant[name] for name in ORDER if name in by_variant]
+
+
+def _pictures_of(bench: Bench, rows: list[dict[str, Any]], originals: np.ndarray) -> list[tuple[str, list[np.ndarray]]]:
+    pictures = []
+    for row in rows:
+        model, _ = load_model(bench.workspace.models_dir / row["version"])
+        reconstructions = model.reconstruct(torch.from_numpy(originals)).numpy()
+        pictures.append((row["variant"], [to_uint8(image) for image in reconstructions]))
+    return pictures
 
 
 def _notes(extras: dict[str, Any]) -> str:
