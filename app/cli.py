@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,25 +200,22 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
     from app.bench import assignments, index_scale, serve, training_speed, variants
     from app.bench.common import Bench
 
-    bench = Bench(_workspace(settings), args.out, quick=args.quick)
-    if args.benchmark == "variants":
-        variants.run_variants(bench, variants.known_variants(args.only))
-    elif args.benchmark == "l2":
-        assignments.l2_sweep(bench)
-    elif args.benchmark == "code-size":
-        assignments.code_size_sweep(bench)
-    elif args.benchmark == "vae":
-        assignments.vae_generation(bench)
-    elif args.benchmark == "overcomplete":
-        assignments.overcomplete(bench)
-    elif args.benchmark == "serve":
-        serve.run_serve(bench)
-    elif args.benchmark == "train":
-        training_speed.run_training_speed(bench)
-    elif args.benchmark == "index":
-        index_scale.run_index_scale(bench)
+    benchmarks: dict[str, Callable[[Bench], object]] = {
+        "variants": lambda bench: variants.run_variants(bench, variants.known_variants(args.only)),
+        "l2": assignments.l2_sweep,
+        "code-size": assignments.code_size_sweep,
+        "vae": assignments.vae_generation,
+        "overcomplete": assignments.overcomplete,
+        "serve": serve.run_serve,
+        "train": training_speed.run_training_speed,
+        "index": index_scale.run_index_scale,
+    }
+    benchmarks[args.benchmark](Bench(_workspace(settings), args.out, quick=args.quick))
     print(f"results in {args.out}", file=sys.stderr)
     return 0
+
+
+BENCHMARKS = ["variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index"]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ model is the seed's architecture with few channels, trained for one short epoch.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The real app over the tiny trained model, through HTTP (httpx transport)."""
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def trained_copy(trained_dir: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the trained data directory (MNIST linked, not copied)."""
+    root = tmp_path / "data"
+    shutil.copytree(trained_dir, root, symlinks=True)
+    return root

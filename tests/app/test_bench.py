@@ -63,12 +63,9 @@ def test_bench_assignments(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch)
     assert (out / "overcomplete.png").is_file() and (out / "l2.png").is_file() and (out / "code_size.png").is_file()
 
 
-def test_bench_serve_and_train(trained_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-
+def test_bench_serve_and_train(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
-    root = tmp_path / "data"
-    shutil.copytree(trained_dir, root, symlinks=True)
+    root = trained_copy
     out = bench(root, "serve")
     rows = results(out, "serve")
     assert {row["scenario"] for row in rows} == {"health", "search, unbatched", "search, batched"}
@@ -82,12 +79,9 @@ def test_bench_serve_and_train(trained_dir: Path, tmp_path: Path, monkeypatch: p
     assert speed["encode_images_per_s"] > 0 and len(speed["variations"]) == 6
 
 
-def test_bench_index_quick(trained_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-
+def test_bench_index_quick(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
-    root = tmp_path / "data"
-    shutil.copytree(trained_dir, root, symlinks=True)
+    root = trained_copy
     out = bench(root, "index")
     document = results(out, "index")
     kinds = {(row["size"], row["kind"]) for row in document["rows"]}

@@ -1,7 +1,6 @@
 """Nothing committed is lost: corrupt files fall back, killed writers leave the last good state."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +23,9 @@ from tests.models.test_preprocessing import encode
 
 
 @pytest.fixture
-def two_models(trained_dir: Path, tmp_path: Path) -> tuple[Path, str, str]:
+def two_models(trained_copy: Path) -> tuple[Path, str, str]:
     """A private copy of the trained workspace with a second model activated after the first."""
-    root = tmp_path / "data"
-    shutil.copytree(trained_dir, root, symlinks=True)
+    root = trained_copy
     workspace = Workspace(root, "idx")
     first = workspace.active()
     assert first is not None

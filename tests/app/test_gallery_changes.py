@@ -1,7 +1,6 @@
 """Adding and removing gallery images over HTTP, without rebuilding, persisted, with stable ids."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,8 @@ def app_for(root: Path) -> TestClient:
 
 
 @pytest.fixture
-def root(trained_dir: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "data"
-    shutil.copytree(trained_dir, copy, symlinks=True)
-    return copy
+def root(trained_copy: Path) -> Path:
+    return trained_copy
 
 
 def test_add_search_remove_and_survive_a_restart(root: Path, full_mnist: dict[str, MnistSplit]) -> None:

@@ -1,7 +1,6 @@
 """Model activation under load: a real uvicorn server, concurrent searches, repeated swaps."""
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +24,8 @@ CLIENTS = 6
 
 
 @pytest.fixture
-def server(trained_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    root = tmp_path / "data"
-    shutil.copytree(trained_dir, root, symlinks=True)
+def server(trained_copy: Path) -> Iterator[tuple[str, str, str]]:
+    root = trained_copy
     workspace = Workspace(root, "idx")
     first = workspace.active()
     assert first is not None
