@@ -68,7 +68,7 @@ def run_variants(bench: Bench, variants: list[str]) -> list[dict[str, Any]]:
         header,
         [
             [
-                row["variant"], row["code_dim"], f"{row['parameters']:,}", row["train_seconds"],
+                row["variant"], row["code_dim"], f"{row['parameters']:,}", f"{row['train_seconds']:.0f}",
                 row["reconstruction_mse"], row["p_at_10"], row["map_at_100"], _notes(row["extras"]),
             ]
             for row in rows
