@@ -60,7 +60,15 @@ def test_contractive_model_uses_closed_form_for_one_sigmoid_layer() -> None:
 def test_each_regulariser_adds_its_named_term() -> None:
     x = torch.rand(8, 784)
     parts = DenseAutoencoder(
-        config_from_dict({"variant": "vanilla", "l2_lambda": 0.1, "sparsity_lambda": 1.0, "contractive_lambda": 0.5})
+        config_from_dict(
+            {
+                "variant": "vanilla",
+                "code_activation": "sigmoid",
+                "l2_lambda": 0.1,
+                "sparsity_lambda": 1.0,
+                "contractive_lambda": 0.5,
+            }
+        )
     ).loss(x)
     assert set(parts) == {"loss", "reconstruction", "l2", "sparsity", "contractive"}
     total = parts["reconstruction"] + parts["l2"] + parts["sparsity"] + parts["contractive"]
