@@ -26,7 +26,7 @@ from models.diagnostics import noise_transfer
 from models.pca import pca_reconstruction_mse
 from models.regularizers import weight_decay
 
-L2_LAMBDAS = [0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0]
+L2_LAMBDAS = [0.0, 1e-3, 1e-1, 1.0, 10.0, 100.0]
 CODE_SIZES = [2, 4, 8, 16, 32, 64]
 OVERCOMPLETE_UNITS = 1000
 NOISE_KIND: Corruption = "gaussian"
