@@ -33,7 +33,6 @@ LOADED_MODELS = 4
 def configure_threads(settings: Settings) -> None:
     """Thread counts for query-time work (see the README's performance notes)."""
     torch.set_num_threads(settings.torch_threads)
-    torch.set_flush_denormal(True)  # see models.training.train: subnormal weights are slow on CPUs
     set_search_threads(settings.faiss_threads)
 
 

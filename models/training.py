@@ -67,11 +67,26 @@ def train(
     saved there after pretraining and after every epoch, and an existing state is resumed
     from. `max_steps` limits each phase to a few steps (the CLI's --dry-run).
     """
-    config = model.config.training
     # Weight decay drives the weights of never-lit border pixels towards zero until they are
     # subnormal floats, which the CPU handles many times slower (the l2 variant trained 10x
-    # slower before this). Flushing them to zero changes nothing measurable in the model.
+    # slower before this). Flushing them to zero while training changes nothing measurable in
+    # the model, and its saved weights hold zeros instead. The flag is process-wide: restored after.
     torch.set_flush_denormal(True)
+    try:
+        return _train(model, images, on_progress, state_dir, should_stop, max_steps)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train(
+    model: Autoencoder,
+    images: Tensor,
+    on_progress: ProgressCallback | None,
+    state_dir: Path | None,
+    should_stop: Callable[[], bool] | None,
+    max_steps: int | None,
+) -> TrainResult:
+    config = model.config.training
     hooks = Hooks(on_progress, should_stop, max_steps)
     steps_per_epoch = math.ceil(len(images) / config.batch_size)
     epochs = config.epochs if model.trains_end_to_end else 0
