@@ -208,7 +208,7 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
         "overcomplete": assignments.overcomplete,
         "serve": serve.run_serve,
         "train": training_speed.run_training_speed,
-        "index": index_scale.run_index_scale,
+        "index": lambda bench: index_scale.run_index_scale(bench, args.max_size),
     }
     benchmarks[args.benchmark](Bench(_workspace(settings), args.out, quick=args.quick))
     print(f"results in {args.out}", file=sys.stderr)
@@ -279,6 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("docs/results"), help="Where results are written.")
     bench.add_argument("--quick", action="store_true", help="A smoke run: 1 epoch on 512 images.")
     bench.add_argument("--only", help="variants: a comma-separated subset.")
+    bench.add_argument("--max-size", type=int, help="index: largest gallery (default: all of 60k, 1M, 10M).")
     bench.set_defaults(handler=command_bench)
 
     serve = commands.add_parser("serve", help="Serve the HTTP API (trains and indexes on first start).")

@@ -93,8 +93,8 @@ def _measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndar
     return {**row, "knob": f"{knob}={best[knob]}", "nlist": nlist if kind != "HNSW" else None, **best}
 
 
-def run_index_scale(bench: Bench) -> list[dict[str, Any]]:
-    """Measure every index type at every size; write index.json, index.md and index.png."""
+def run_index_scale(bench: Bench, max_size: int | None = None) -> list[dict[str, Any]]:
+    """Measure every index type at every size (up to `max_size`); write index.json, index.md and index.png."""
     from models.checkpoints import load_model
 
     active = bench.workspace.active()
@@ -105,7 +105,7 @@ def run_index_scale(bench: Bench) -> list[dict[str, Any]]:
     print("== embedding the real codes", file=sys.stderr)
     codes, labels = embed_images(model, train.images), train.labels
     queries = embed_images(model, test.images[:QUERIES])
-    sizes = (len(codes), 4_000) if bench.quick else SIZES
+    sizes = (len(codes), 4_000) if bench.quick else tuple(size for size in SIZES if size <= (max_size or SIZES[-1]))
     if bench.quick:  # smoke runs share the machine with tests: OpenMP spinning on a busy core is slow
         faiss.omp_set_num_threads(1)
     rows: list[dict[str, Any]] = []
