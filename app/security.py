@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, Request
 
@@ -88,7 +88,6 @@ def require_read_access(request: Request) -> None:
         _check(request, keys)
 
 
-WriteAccess = Annotated[None, Depends(require_write_access)]
 # Marks a mutating operation in the OpenAPI document (see app/openapi.py).
 WRITE_OPERATION: dict[str, Any] = {"security": [{"bearer": []}]}
 ReadAccess = Depends(require_read_access)

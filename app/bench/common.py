@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -111,8 +110,3 @@ def summary_line(info: dict[str, Any]) -> str:
         f"Measured {info['date']} on {info['cores']} cores ({info['cpu']}), Python {info['python']}, "
         f"torch {info['torch']}, faiss {info['faiss']}.\n\n"
     )
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON for logs."""
-    return json.dumps(value, sort_keys=True)
