@@ -4,11 +4,14 @@ Concurrent searches hand their preprocessed 28x28 queries to one worker thread, 
 at most `max_wait_ms` after the first query for more (up to `max_size`), then encodes them in
 one forward pass and searches them in one index call, and hands each caller its own answer.
 Every caller in a batch is answered by the same snapshot (model and gallery), and a failure
-fails only the batch it happened in, never the worker.
+fails only the batch it happened in, never the worker. Callers on an event loop get asyncio
+futures, and a whole batch is handed back to their loop with one wake-up, not one per query.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -28,7 +31,8 @@ logger = logging.getLogger("aeseek.batching")
 class _Request:
     query: np.ndarray
     k: int
-    future: Future[SearchOutcome]
+    future: Future[SearchOutcome] | asyncio.Future[SearchOutcome]
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class MicroBatcher:
@@ -46,6 +50,13 @@ class MicroBatcher:
         """Queue one query; the future resolves to its outcome."""
         future: Future[SearchOutcome] = Future()
         self._queue.put(_Request(query, k, future))
+        return future
+
+    def submit_async(self, query: np.ndarray, k: int) -> asyncio.Future[SearchOutcome]:
+        """Queue one query from a coroutine; await the returned future for its outcome."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SearchOutcome] = loop.create_future()
+        self._queue.put(_Request(query, k, future, loop))
         return future
 
     def close(self) -> None:
@@ -83,13 +94,46 @@ class MicroBatcher:
         try:
             service = self._service_of()
             # One index call at the largest k; each caller keeps its own first k.
-            outcomes = service.search_images([request.query for request in batch], max(r.k for r in batch))
-        except Exception as error:  # answer every caller; the worker lives on
+            outcomes: list[SearchOutcome] | None = service.search_images(
+                [request.query for request in batch], max(r.k for r in batch)
+            )
+            error: BaseException | None = None
+        except Exception as failure:  # answer every caller; the worker lives on
             logger.exception("a batch of %d searches failed", len(batch))
-            for request in batch:
-                request.future.set_exception(error)
-            return
-        for request, outcome in zip(batch, outcomes, strict=True):
+            outcomes, error = None, failure
+        answers: list[tuple[_Request, SearchOutcome | BaseException]] = []
+        for position, request in enumerate(batch):
+            if outcomes is None:
+                answers.append((request, error or RuntimeError("batch failed")))
+                continue
+            outcome = outcomes[position]
             outcome.neighbours = outcome.neighbours[: request.k]
             outcome.batch_size = len(batch)
-            request.future.set_result(outcome)
+            answers.append((request, outcome))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, SearchOutcome | BaseException]]] = {}
+        for request, answer in answers:
+            if request.loop is None:
+                _settle(request.future, answer)
+            else:
+                by_loop.setdefault(request.loop, []).append((request, answer))
+        for loop, settled in by_loop.items():
+            # A loop that closed while the batch ran has nobody waiting on it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+
+Answer = SearchOutcome | BaseException
+
+
+def _settle(future: Future[SearchOutcome] | asyncio.Future[SearchOutcome], answer: Answer) -> None:
+    if future.done():  # an awaiting caller that was cancelled (timeout, disconnect)
+        return
+    if isinstance(answer, BaseException):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
+
+
+def _settle_all(settled: list[tuple[_Request, SearchOutcome | BaseException]]) -> None:
+    for request, answer in settled:
+        _settle(request.future, answer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = app.state.runtime
         runtime.load_active()
         runtime.start_batching()
+        # Torch, the gallery and the app are ~250k long-lived objects: a full collection over them
+        # took ~110 ms and showed up as search p99. Freezing them leaves collections to new objects.
+        gc.freeze()
         supervisor = None
         if runtime.jobs is not None:
             runtime.jobs.start()

@@ -6,11 +6,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from starlette.concurrency import run_in_threadpool
 
 from app.batching import MicroBatcher
 from app.errors import ApiError
@@ -23,11 +25,13 @@ from index.gallery import Gallery, GalleryError, GalleryItem, LatentProjection, 
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, load_model
 from models.errors import AeseekError
-from models.preprocessing import DecodeLimits
+from models.preprocessing import DecodeLimits, open_image
 
 logger = logging.getLogger("aeseek")
 
 LOADED_MODELS = 4
+# Uploads up to this many pixels are decoded on the event loop (a 28x28 PNG takes ~0.1 ms).
+INLINE_DECODE_PIXELS = 128 * 128
 
 
 def configure_threads(settings: Settings) -> None:
@@ -65,15 +69,28 @@ class Runtime:
             self.batcher.close()
             self.batcher = None
 
-    def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
-        """Search with an upload: through the micro-batcher when it runs (unfiltered), else alone."""
+    async def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
+        """Search with an upload: through the micro-batcher when it runs (unfiltered), else alone.
+
+        Small images (the usual query) are decoded and preprocessed right here on the event
+        loop, which costs less than a hop to a worker thread; larger ones go to a worker thread
+        so that the loop never stalls on a big decode. Encoding and search happen in the
+        batcher's thread (torch and FAISS release the GIL while they compute).
+        """
         service = self.require_search()
         if self.batcher is None or label is not None:
-            return service.search_upload(data, k, label)
-        query, timings = service.prepare_upload(data)
+            return await run_in_threadpool(service.search_upload, data, k, label)
         started = time.perf_counter()
-        outcome = self.batcher.submit(query, k).result()
-        outcome.timings_ms = {**timings, **outcome.timings_ms, "queue": (time.perf_counter() - started) * 1000.0}
+        image = open_image(data, service.limits)
+        if image.width * image.height <= INLINE_DECODE_PIXELS:
+            query, timings = service.prepare_opened(image, started)
+        else:
+            query, timings = await run_in_threadpool(service.prepare_opened, image, started)
+        submitted = time.perf_counter()
+        outcome = await self.batcher.submit_async(query, k)
+        computed = outcome.timings_ms["encode"] + outcome.timings_ms["search"]
+        waited = (time.perf_counter() - submitted) * 1000.0 - computed
+        outcome.timings_ms = {**timings, **outcome.timings_ms, "queue": max(waited, 0.0)}
         return outcome
 
     def load_active(self) -> None:
@@ -87,7 +104,7 @@ class Runtime:
             logger.warning("not ready: %s", error)
             return
         self._remember(record.version, model, record)
-        self.search = SearchService(Snapshot(model, record, gallery), self.limits)
+        self.search = SearchService(Snapshot.of(model, record, gallery), self.limits)
         self.not_ready_reason = None
         logger.info("loaded model %s (%s) and a gallery of %d images", record.version, record.variant, len(gallery))
 
@@ -131,10 +148,10 @@ class Runtime:
             queries = np.stack(
                 [service.prepare_upload(data)[0] for data in uploads]
             )  # any bad file: 4xx, nothing added
-            codes = snapshot.model.embed(torch.from_numpy(queries)).numpy()
+            codes = snapshot.embed(torch.from_numpy(queries)).numpy()
             gallery = snapshot.gallery.with_added(codes, labels, queries, metadata)
             gallery.save(self._active_gallery_dir())
-            service.swap(Snapshot(snapshot.model, snapshot.record, gallery))
+            service.swap(replace(snapshot, gallery=gallery))
             return gallery.items[-len(uploads) :]
 
     def remove_from_gallery(self, item_id: int) -> None:
@@ -146,7 +163,7 @@ class Runtime:
                 raise ApiError("not_found", f"no gallery item with id {item_id}")
             gallery = snapshot.gallery.without(item_id)
             gallery.save(self._active_gallery_dir())
-            service.swap(Snapshot(snapshot.model, snapshot.record, gallery))
+            service.swap(replace(snapshot, gallery=gallery))
 
     def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
         """The 2-D PCA of a snapshot's gallery codes, computed once per gallery."""
@@ -187,7 +204,7 @@ class Runtime:
                 gallery_dir = self.workspace.build_gallery(version, self.settings.gallery, spec=spec, source=source)
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
             self.workspace.activate(version, gallery_dir)
-            snapshot = Snapshot(model, record, gallery)
+            snapshot = Snapshot.of(model, record, gallery)
             if self.search is None:
                 self.search = SearchService(snapshot, self.limits)
             else:

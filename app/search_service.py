@@ -12,21 +12,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
 
 from index.gallery import Gallery, Neighbour
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord
 from models.errors import AeseekError
-from models.preprocessing import DecodeLimits, decode_image, to_grayscale, to_mnist
+from models.frozen import Embed, frozen_embed
+from models.preprocessing import DecodeLimits, load_pixels, open_image, to_grayscale, to_mnist
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A model and the gallery its codes built, used together."""
+    """A model and the gallery its codes built, used together, with the model's query encoder."""
 
     model: Autoencoder
     record: ModelRecord
     gallery: Gallery
+    embed: Embed
+
+    @classmethod
+    def of(cls, model: Autoencoder, record: ModelRecord, gallery: Gallery) -> Snapshot:
+        """A snapshot whose encoder is frozen for serving (see models/frozen.py)."""
+        return cls(model, record, gallery, frozen_embed(model))
 
 
 @dataclass
@@ -60,7 +68,11 @@ class SearchService:
     def prepare_upload(self, data: bytes) -> tuple[np.ndarray, dict[str, float]]:
         """Decode and preprocess an upload: the uint8 (28, 28) query and the time each stage took."""
         started = time.perf_counter()
-        image = decode_image(data, self.limits)
+        return self.prepare_opened(open_image(data, self.limits), started)
+
+    def prepare_opened(self, image: Image.Image, started: float) -> tuple[np.ndarray, dict[str, float]]:
+        """`prepare_upload` from an image whose header `open_image` has read (at `started`)."""
+        image = load_pixels(image)
         decoded = time.perf_counter()
         query = to_mnist(to_grayscale(image))
         return query, {"decode": _ms_between(started, decoded), "preprocess": _ms_since(decoded)}
@@ -98,7 +110,7 @@ class SearchService:
         """Search with uint8 (28, 28) MNIST-style images: one forward pass and one index call for all."""
         snapshot = self._snapshot
         started = time.perf_counter()
-        codes = snapshot.model.embed(torch.from_numpy(np.stack(queries))).numpy()  # (B, code_dim)
+        codes = snapshot.embed(torch.from_numpy(np.stack(queries))).numpy()  # (B, code_dim)
         encoded = time.perf_counter()
         neighbours = snapshot.gallery.search(codes, k, label)
         timings = {"encode": _ms_between(started, encoded), "search": _ms_since(encoded)}

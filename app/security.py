@@ -62,7 +62,9 @@ def _check(request: Request, keys: tuple[str, ...]) -> None:
         raise ApiError("forbidden", "the API key is not valid for this server")
 
 
-def require_write_access(request: Request) -> None:
+# The dependencies are coroutines although they never await: FastAPI runs a plain `def`
+# dependency in a worker thread, a hop that cost more than the search itself on the hot path.
+async def require_write_access(request: Request) -> None:
     """Dependency of every mutating endpoint."""
     settings: Settings = request.app.state.settings
     keys = configured_keys(settings)
@@ -78,7 +80,7 @@ def require_write_access(request: Request) -> None:
     _check(request, keys)
 
 
-def require_read_access(request: Request) -> None:
+async def require_read_access(request: Request) -> None:
     """Dependency of read endpoints: open unless AESEEK_REQUIRE_KEY_FOR_READS is set."""
     settings: Settings = request.app.state.settings
     if settings.require_key_for_reads:

@@ -64,6 +64,11 @@ def _sniff_format(data: bytes) -> str | None:
 
 def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
     """Decode an uploaded file into a fully loaded PIL image, refusing what cannot be used."""
+    return load_pixels(open_image(data, limits))
+
+
+def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
+    """Read an upload's header only (format, size), refusing what cannot be used; no pixel is decoded."""
     if not data:
         raise EmptyUploadError("the uploaded file is empty")
     if len(data) > limits.max_bytes:
@@ -98,6 +103,11 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Image.Im
         raise ImageTooLargeError(
             f"the image is {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels (AESEEK_MAX_IMAGE_PIXELS)"
         )
+    return image
+
+
+def load_pixels(image: Image.Image) -> Image.Image:
+    """Decode the pixels of an image from `open_image` (the first frame of an animation)."""
     try:
         image.seek(0)  # animated images: the first frame is the query
         image.load()

@@ -14,7 +14,7 @@ from models.preprocessing import DecodeLimits
 @pytest.fixture(scope="module")
 def service(trained_dir: Path) -> SearchService:
     model, record, gallery = Workspace(trained_dir, "idx").load_active()
-    return SearchService(Snapshot(model, record, gallery), DecodeLimits())
+    return SearchService(Snapshot.of(model, record, gallery), DecodeLimits())
 
 
 def test_concurrent_queries_are_batched_and_answered_as_alone(

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from tests.app.test_search_api import png_of
 
 TRAIN = {"variant": "conv", "training": {"epochs": 1}}
 
@@ -79,18 +80,25 @@ def test_cors_is_off_by_default_and_configurable(make_client) -> None:
     assert allowed.headers["access-control-allow-origin"] == "https://example.org"
 
 
-def test_slow_requests_time_out_with_504(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("batching", [True, False])
+def test_slow_requests_time_out_with_504(
+    make_client, monkeypatch: pytest.MonkeyPatch, full_mnist: dict, batching: bool
+) -> None:
     import time
 
     from app.search_service import SearchService
 
-    client = make_client(request_timeout_s=0.2)
-    original = SearchService.prepare_upload
+    client = make_client(request_timeout_s=0.2, batching=batching)
+    digit = png_of(full_mnist["train"].images[0])
+    original = SearchService.search_images
 
-    def slow(self: SearchService, data: bytes):  # type: ignore[no-untyped-def]
+    def slow(self: SearchService, *args, **kwargs):  # type: ignore[no-untyped-def]
         time.sleep(1.0)
-        return original(self, data)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(SearchService, "prepare_upload", slow)
-    response = client.post("/api/v1/search", files={"file": ("a.png", b"x")})
+    monkeypatch.setattr(SearchService, "search_images", slow)
+    response = client.post("/api/v1/search", files={"file": ("a.png", digit)})
     assert response.status_code == 504 and "AESEEK_REQUEST_TIMEOUT_S" in response.json()["message"]
+    monkeypatch.setattr(SearchService, "search_images", original)
+    time.sleep(1.0)  # the abandoned search finishes; the next one is answered normally
+    assert client.post("/api/v1/search", files={"file": ("a.png", digit)}).status_code == 200

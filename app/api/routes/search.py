@@ -6,10 +6,12 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SearchServiceDep, SettingsDep
 from app.api.routes.gallery import LabelFilter, results_of
 from app.errors import ERROR_RESPONSES, STATUS_BY_CODE, ApiError
+from app.forms import file_field_schema, read_file_field
 from app.images import png_base64
 from app.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse
 from app.settings import Settings
@@ -30,31 +32,29 @@ UPLOAD_DESCRIPTION = (
     response_model=SearchResponse,
     responses=ERROR_RESPONSES,
     summary="Find the gallery images nearest to an uploaded image",
+    openapi_extra=file_field_schema("file", UPLOAD_DESCRIPTION),
 )
-def search_by_image(
+async def search_by_image(
     request: Request,
-    http_response: Response,
-    service: SearchServiceDep,
-    settings: SettingsDep,
-    file: Annotated[UploadFile, File(description=UPLOAD_DESCRIPTION)],
     k: Annotated[int, Query(ge=1, le=100, description="How many neighbours to return.")] = 10,
     debug: Annotated[
         bool, Query(description="Also return the 28x28 image the model saw and its reconstruction.")
     ] = False,
     label: LabelFilter = None,
-) -> SearchResponse:
+) -> Response:
     """Preprocess the image the way MNIST was made (upright, grayscale, light ink on black,
     cropped to the ink, longer side 20 px, centre of mass at the centre of 28x28), encode it
     with the active model and return its k nearest gallery images by Euclidean distance
     between codes."""
+    # The hot path: the form is parsed without UploadFile spooling, concurrent queries share
+    # one forward pass and one index call, and the response is serialised once by pydantic.
     started = time.perf_counter()
+    settings: Settings = request.app.state.settings
+    runtime = request.app.state.runtime
     _check_k(k, settings)
-    data = read_upload(file, settings)
-    outcome = request.app.state.runtime.search_upload(data, k, label)
+    data = await read_file_field(request, "file", settings.max_upload_bytes)
+    outcome = await runtime.search_upload(data, k, label)
     request.app.state.metrics.observe_search(outcome)
-    http_response.headers["Server-Timing"] = ", ".join(
-        f"{stage};dur={ms:.3f}" for stage, ms in outcome.timings_ms.items()
-    )
     record = outcome.snapshot.record
     response = SearchResponse(
         model=ModelRef(version=record.version, variant=record.variant),
@@ -63,11 +63,14 @@ def search_by_image(
         results=results_of(outcome.neighbours),
     )
     if debug:
+        service = runtime.require_search()
+        reconstruction = await run_in_threadpool(service.reconstruct, outcome.query_image, outcome.snapshot)
         response.query_png = png_base64(outcome.query_image)
-        response.reconstruction_png = png_base64(service.reconstruct(outcome.query_image, outcome.snapshot))
+        response.reconstruction_png = png_base64(reconstruction)
         response.query_code = [round(value, 6) for value in outcome.code.tolist()]
     response.query_ms = round((time.perf_counter() - started) * 1000.0, 3)
-    return response
+    timing = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in outcome.timings_ms.items())
+    return Response(response.model_dump_json(), media_type="application/json", headers={"Server-Timing": timing})
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
