@@ -9,7 +9,7 @@ uses), keeping only the bytes of the field asked for. Errors read like FastAPI's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -17,6 +17,9 @@ from starlette.requests import Request
 
 from app.errors import ApiError
 from models.errors import ImageTooLargeError
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 
 @dataclass
@@ -73,7 +76,7 @@ def _parse_parts(body: bytes, boundary: bytes) -> list[_Part]:
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].chunks.append(data[start:end])
 
-    callbacks = {
+    callbacks: MultipartCallbacks = {
         "on_part_begin": on_part_begin,
         "on_header_field": on_header_field,
         "on_header_value": on_header_value,

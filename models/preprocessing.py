@@ -136,18 +136,29 @@ def _border(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[0, :], values[-1, :], values[:, 0], values[:, -1]])
 
 
+def _median(values: np.ndarray) -> float:
+    # What np.median returns for finite values, without its generality (axes, NaN checks),
+    # which made it a tenth of a search's CPU time on the server.
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return float((ordered[middle - 1] + ordered[middle]) / 2)
+
+
 def to_mnist(gray: np.ndarray) -> np.ndarray:
     """MNIST-style uint8 (28, 28) image from float grayscale: light ink on black, centred."""
     values = gray.astype(np.float32)
-    if float(np.median(_border(values))) > 127.5:
+    if _median(_border(values)) > 127.5:
         values = 255.0 - values  # dark ink on light paper -> MNIST's light ink on black
-    values = np.clip(values - float(np.median(_border(values))), 0.0, None)
+    values = np.clip(values - _median(_border(values)), 0.0, None)
     peak = float(values.max())
     if peak < MIN_CONTRAST:
         raise NoInkError("the image has no ink: it is blank or a single colour, nothing to search for")
     values *= 255.0 / peak
-    rows = np.flatnonzero((values > INK_THRESHOLD * 255.0).any(axis=1))
-    cols = np.flatnonzero((values > INK_THRESHOLD * 255.0).any(axis=0))
+    ink = values > INK_THRESHOLD * 255.0
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
     crop = values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     crop = _fit_box(crop)
     return _paste_centred(crop)

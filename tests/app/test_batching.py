@@ -61,3 +61,52 @@ def test_a_failing_batch_fails_its_callers_not_the_batcher(
     outcome = batcher.submit(full_mnist["test"].images[0], 3).result(timeout=30)
     assert len(outcome.neighbours) == 3
     batcher.close()
+
+
+def test_coroutines_get_their_own_answers_and_a_batch_wakes_the_loop_once(
+    service: SearchService, full_mnist: dict[str, MnistSplit]
+) -> None:
+    import asyncio
+
+    queries = [full_mnist["test"].images[i] for i in range(16)]
+    batcher = MicroBatcher(lambda: service, max_size=16, max_wait_ms=200)
+
+    async def ask_all() -> tuple[list, int]:
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal wakeups
+            wakeups += 1
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        outcomes = await asyncio.gather(*(batcher.submit_async(query, 5) for query in queries))
+        return outcomes, wakeups
+
+    outcomes, wakeups = asyncio.run(ask_all())
+    batcher.close()
+    batches = round(sum(1 / outcome.batch_size for outcome in outcomes))
+    assert wakeups == batches < len(queries)  # one wake-up per batch, not per query
+    for query, outcome in zip(queries, outcomes, strict=True):
+        [alone] = service.search_images([query], 5)
+        assert [n.item.id for n in outcome.neighbours] == [n.item.id for n in alone.neighbours]
+
+
+def test_a_failing_batch_raises_in_awaiting_coroutines(
+    service: SearchService, full_mnist: dict[str, MnistSplit]
+) -> None:
+    import asyncio
+
+    def broken() -> SearchService:
+        raise RuntimeError("model unavailable")
+
+    batcher = MicroBatcher(broken, max_size=4, max_wait_ms=0)
+
+    async def ask() -> None:
+        await batcher.submit_async(full_mnist["test"].images[0], 3)
+
+    with pytest.raises(RuntimeError, match="model unavailable"):
+        asyncio.run(ask())
+    batcher.close()

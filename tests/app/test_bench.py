@@ -67,12 +67,20 @@ def test_bench_serve_and_train(trained_copy: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
     root = trained_copy
     out = bench(root, "serve")
-    rows = results(out, "serve")
-    assert {row["scenario"] for row in rows} == {"health", "search, unbatched", "search, batched"}
+    serve = results(out, "serve")
+    rows = serve["rows"]
+    scenarios = {"health", "search, unbatched", "search, batched", "search, batched, IVF"}
+    assert {row["scenario"] for row in rows} == scenarios
     assert all(row["errors"] == 0 and row["requests"] > 0 for row in rows)
     batched = [row for row in rows if row["scenario"] == "search, batched"]
-    assert {"decode", "preprocess", "encode", "search", "queue"} <= set(batched[0]["stages_ms"])
-    assert "x unbatched search" in (out / "serve.md").read_text()
+    assert {"decode", "preprocess", "encode", "search", "queue", "serialise"} <= set(batched[0]["stages_ms"])
+    assert all(row["mean_batch_size"] >= 1 for row in batched)
+    # The server's own request time covers at least its search stages.
+    assert all(row["server_request_ms"] >= row["stages_ms"]["encode"] for row in batched)
+    report = (out / "serve.md").read_text()
+    assert "x unbatched search" in report and "Load generator:" in report
+    # The real workspace is untouched by the IVF scenario (it serves from a scratch copy).
+    assert not any("IVF" in path.name for path in (root / "galleries").iterdir())
     out = bench(root, "train")
     speed = results(out, "train_speed")
     assert speed["aeseek_images_per_s"] > 0 and speed["bare_images_per_s"] > 0
