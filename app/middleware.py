@@ -90,7 +90,9 @@ class RequestTimeout:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
+            # A deadline on this task, not wait_for's extra task per request.
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, tracking_send)
         except TimeoutError:
             if started:
                 raise

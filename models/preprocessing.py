@@ -129,7 +129,7 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32)
+    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
 
 
 def _border(values: np.ndarray) -> np.ndarray:
@@ -151,7 +151,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     values = gray.astype(np.float32)
     if _median(_border(values)) > 127.5:
         values = 255.0 - values  # dark ink on light paper -> MNIST's light ink on black
-    values = np.clip(values - _median(_border(values)), 0.0, None)
+    values = np.maximum(values - _median(_border(values)), 0.0)
     peak = float(values.max())
     if peak < MIN_CONTRAST:
         raise NoInkError("the image has no ink: it is blank or a single colour, nothing to search for")

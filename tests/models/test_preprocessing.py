@@ -147,3 +147,15 @@ def test_grayscale_keeps_orientation_and_levels() -> None:
     gradient = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (4, 1))
     gray = to_grayscale(Image.fromarray(gradient))
     assert np.array_equal(gray, gradient.astype(np.float32))
+
+
+def test_preprocessing_output_is_pinned(full_mnist: dict[str, MnistSplit]) -> None:
+    # The bytes the model sees for 600 uploads (MNIST digits as they are, and inverted, resized
+    # RGB copies), pinned so that speed work on the preprocessing cannot change what it does.
+    import hashlib
+
+    digest = hashlib.sha256()
+    for image in full_mnist["test"].images[:300]:
+        for picture in (Image.fromarray(image), Image.fromarray(255 - image).resize((93, 93)).convert("RGB")):
+            digest.update(to_mnist(to_grayscale(picture)).tobytes())
+    assert digest.hexdigest() == "05a45a36e7c9d4d21582dd5d287a08981cd7813bbdc538545b5721763ea1a81c"
