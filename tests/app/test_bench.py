@@ -69,7 +69,7 @@ def test_bench_serve_and_train(trained_copy: Path, monkeypatch: pytest.MonkeyPat
     out = bench(root, "serve")
     serve = results(out, "serve")
     rows = serve["rows"]
-    scenarios = {"health", "search, unbatched", "search, batched", "search, batched, IVF"}
+    scenarios = {"health", "search, unbatched", "search, batched", "search, unbatched, IVF", "search, batched, IVF"}
     assert {row["scenario"] for row in rows} == scenarios
     assert all(row["errors"] == 0 and row["requests"] > 0 for row in rows)
     batched = [row for row in rows if row["scenario"] == "search, batched"]
