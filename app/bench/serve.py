@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,18 +305,22 @@ def run_serve(bench: Bench, seconds: float = 5.0, clients: tuple[int, ...] = CLI
         seconds, clients = 1.0, (1, 4)
     body = multipart_body(_query_png(bench))
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="aeseek-load-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="aeseek-load-") as workdir, ExitStack() as servers:
         load: WrkLoad | AsyncioLoad = WrkLoad(Path(workdir), body) if shutil.which("wrk") else AsyncioLoad(body)
         print(f"load generator: {load.name}", file=sys.stderr)
+        # Every server runs from the start (idle ones cost nothing) so that, at each level of
+        # concurrency, the scenarios are measured back to back: on a shared machine whose speed
+        # drifts over minutes, the ratios compare like with like.
         root = bench.workspace.root
-        plans = [(root, False, "Flat", (HEALTH, UNBATCHED)), (root, True, "Flat", (BATCHED,))]
-        for data_dir, batching, kind, scenarios in plans:
-            with _server(data_dir, batching, kind) as server:
-                rows.extend(_measure(server, load, scenarios, clients, seconds))
-        with _ivf_workspace(bench) as scratch:
-            for batching, scenario in ((False, UNBATCHED_IVF), (True, BATCHED_IVF)):
-                with _server(scratch, batching, "IVF") as server:
-                    rows.extend(_measure(server, load, (scenario,), clients, seconds))
+        scratch = servers.enter_context(_ivf_workspace(bench))
+        flat, batched = servers.enter_context(_server(root, False)), servers.enter_context(_server(root, True))
+        ivf = servers.enter_context(_server(scratch, False, "IVF"))
+        batched_ivf = servers.enter_context(_server(scratch, True, "IVF"))
+        server_of = {HEALTH: flat, UNBATCHED: flat, BATCHED: batched, UNBATCHED_IVF: ivf, BATCHED_IVF: batched_ivf}
+        for level in clients:
+            for scenario in SCENARIOS:
+                rows.append(_measure(server_of[scenario], load, scenario, level, seconds))
+    rows.sort(key=lambda row: (SCENARIOS.index(row["scenario"]), row["clients"]))
     bench.write_json("serve", {"load_generator": load.name, "rows": rows})
     bench.write_text("serve.md", _report(rows, load.name))
     curves = {}
@@ -329,23 +333,20 @@ def run_serve(bench: Bench, seconds: float = 5.0, clients: tuple[int, ...] = CLI
     return rows
 
 
-def _measure(
-    server: Server, load: WrkLoad | AsyncioLoad, scenarios: tuple[str, ...], clients: tuple[int, ...], seconds: float
-) -> list[dict[str, Any]]:
-    rows = []
-    for scenario in scenarios:
-        for level in clients:
-            print(f"== {scenario}, {level} clients", file=sys.stderr)
-            load.run(server.url, scenario, level, min(seconds, 1.0))  # warm-up
-            before, cpu_before = _scrape(server.url), _thread_cpu_seconds(server.pid)
-            result = load.run(server.url, scenario, level, seconds)
-            after, cpu_after = _scrape(server.url), _thread_cpu_seconds(server.pid)
-            result.server = _server_side(before, after, scenario)
-            result.server["cpu_cores"] = {
-                thread: (cpu_after[thread] - cpu_before[thread]) / result.seconds for thread in cpu_after
-            }
-            rows.append(result.row())
-    return rows
+Load = WrkLoad | AsyncioLoad
+
+
+def _measure(server: Server, load: Load, scenario: str, clients: int, seconds: float) -> dict[str, Any]:
+    print(f"== {scenario}, {clients} clients", file=sys.stderr)
+    load.run(server.url, scenario, clients, min(seconds, 1.0))  # warm-up
+    before, cpu_before = _scrape(server.url), _thread_cpu_seconds(server.pid)
+    result = load.run(server.url, scenario, clients, seconds)
+    after, cpu_after = _scrape(server.url), _thread_cpu_seconds(server.pid)
+    result.server = _server_side(before, after, scenario)
+    result.server["cpu_cores"] = {
+        thread: (cpu_after[thread] - cpu_before[thread]) / result.seconds for thread in cpu_after
+    }
+    return result.row()
 
 
 def _report(rows: list[dict[str, Any]], load_name: str) -> str:
