@@ -42,3 +42,14 @@ def test_every_request_a_load_counts_is_one_the_server_answered(
             assert 0 < result.p50_ms <= result.p99_ms
             if scenario != HEALTH:
                 assert {"decode", "preprocess", "encode", "search", "serialise"} <= set(server["stages_ms"])
+
+
+def test_each_cell_reports_its_median_round_whole() -> None:
+    from app.bench.serve import _medians
+
+    rows = [
+        {"scenario": HEALTH, "clients": 8, "requests_per_s": rps, "p99_ms": p99, "round": n}
+        for n, (rps, p99) in enumerate([(900.0, 30.0), (1200.0, 10.0), (1000.0, 20.0)])
+    ]
+    [median] = _medians(rows)
+    assert median == rows[2]  # 1000 req/s with its own p99, not figures mixed from several rounds
