@@ -74,6 +74,8 @@ class Metrics:
         self.model_info = Gauge(
             "aeseek_active_model_info", "The active model (value 1).", ["version", "variant"], registry=self.registry
         )
+        self._stage_children: dict[str, Any] = {}
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def watch_jobs(self, store: JobStore) -> None:
         """Report job states and durations from this store."""
@@ -88,8 +90,23 @@ class Metrics:
     def observe_search(self, outcome: SearchOutcome) -> None:
         """Per-stage timings (milliseconds in the outcome) and the batch the query was part of."""
         for stage, milliseconds in outcome.timings_ms.items():
-            self.stages.labels(stage=stage).observe(milliseconds / 1000.0)
+            child = self._stage_children.get(stage)
+            if child is None:  # labels() builds and locks on every call; a search observes six stages
+                child = self._stage_children[stage] = self.stages.labels(stage=stage)
+            child.observe(milliseconds / 1000.0)
         self.batch_sizes.observe(outcome.batch_size)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its latency."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class RequestContext:
@@ -124,8 +141,7 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             template = route_template(scope)
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], template).observe(elapsed)
+            self.metrics.observe_request(scope["method"], template, status, elapsed)
             access_logger.info(
                 "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000.0,
                 extra={"method": scope["method"], "path": scope["path"], "status": status,

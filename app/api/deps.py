@@ -12,26 +12,30 @@ from app.search_service import SearchService
 from app.settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
+# Coroutines although they never await: FastAPI runs a plain `def` dependency in a worker
+# thread, a hop that cost a cheap request more than its own work (see app/security.py).
+async def get_runtime(request: Request) -> Runtime:
     """The service's state."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings_dependency(request: Request) -> Settings:
+async def get_settings_dependency(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_search_service(request: Request) -> SearchService:
+async def get_search_service(request: Request) -> SearchService:
     """The loaded search service, or a 503 until a model and gallery are loaded."""
-    return get_runtime(request).require_search()
+    runtime: Runtime = request.app.state.runtime
+    return runtime.require_search()
 
 
-def get_job_manager(request: Request) -> JobManager:
+async def get_job_manager(request: Request) -> JobManager:
     """The training job manager, or a 503 when jobs are disabled."""
-    return get_runtime(request).require_jobs()
+    runtime: Runtime = request.app.state.runtime
+    return runtime.require_jobs()
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
