@@ -91,26 +91,20 @@ class MicroBatcher:
                 return
 
     def _answer(self, batch: list[_Request]) -> None:
+        answers: list[tuple[_Request, Answer]]
         try:
             service = self._service_of()
             # One index call at the largest k; each caller keeps its own first k.
-            outcomes: list[SearchOutcome] | None = service.search_images(
-                [request.query for request in batch], max(r.k for r in batch)
-            )
-            error: BaseException | None = None
-        except Exception as failure:  # answer every caller; the worker lives on
+            outcomes = service.search_images([request.query for request in batch], max(r.k for r in batch))
+        except Exception as error:  # answer every caller; the worker lives on
             logger.exception("a batch of %d searches failed", len(batch))
-            outcomes, error = None, failure
-        answers: list[tuple[_Request, SearchOutcome | BaseException]] = []
-        for position, request in enumerate(batch):
-            if outcomes is None:
-                answers.append((request, error or RuntimeError("batch failed")))
-                continue
-            outcome = outcomes[position]
-            outcome.neighbours = outcome.neighbours[: request.k]
-            outcome.batch_size = len(batch)
-            answers.append((request, outcome))
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, SearchOutcome | BaseException]]] = {}
+            answers = [(request, error) for request in batch]
+        else:
+            for request, outcome in zip(batch, outcomes, strict=True):
+                outcome.neighbours = outcome.neighbours[: request.k]
+                outcome.batch_size = len(batch)
+            answers = list(zip(batch, outcomes, strict=True))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Answer]]] = {}
         for request, answer in answers:
             if request.loop is None:
                 _settle(request.future, answer)
@@ -134,6 +128,6 @@ def _settle(future: Future[SearchOutcome] | asyncio.Future[SearchOutcome], answe
         future.set_result(answer)
 
 
-def _settle_all(settled: list[tuple[_Request, SearchOutcome | BaseException]]) -> None:
+def _settle_all(settled: list[tuple[_Request, Answer]]) -> None:
     for request, answer in settled:
         _settle(request.future, answer)

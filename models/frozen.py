@@ -2,8 +2,9 @@
 
 Why: an eager forward pass returns to Python between layers and must take the GIL back
 each time. In a server whose event loop keeps the GIL busy, each of those hand-backs waits
-for the interpreter's switch interval; measured here, encoding 16 queries took 203 ms eager
-against 19 ms traced while another thread ran Python (3.8 vs 3.2 ms on a quiet process).
+for the interpreter's switch interval; in a one-off measurement on the 2-core dev VM,
+encoding 16 queries took 203 ms eager against 19 ms traced while another thread ran Python
+(3.8 vs 3.2 ms on a quiet process).
 A traced graph runs from one call with the GIL released.
 
 Tracing is only trusted after it reproduces the eager codes; any variant it cannot trace

@@ -39,6 +39,7 @@ from PIL import Image
 
 from app.bench.common import Bench, machine, markdown_table, summary_line
 from app.pictures import curves_png
+from app.workspace import Workspace
 from index.backend import IndexSpec
 
 CLIENTS = (1, 8, 32, 64)
@@ -290,8 +291,6 @@ def _ivf_workspace(bench: Bench) -> Iterator[Path]:
         shutil.copytree(bench.workspace.models_dir / pointer.model_version, root / "models" / pointer.model_version)
         if (bench.workspace.root / "mnist").exists():
             (root / "mnist").symlink_to((bench.workspace.root / "mnist").resolve())
-        from app.workspace import Workspace
-
         scratch_workspace = Workspace(root, bench.workspace.mnist_source)
         spec = IndexSpec(kind="IVF", nlist=64, nprobe=8) if bench.quick else IVF_SPEC
         gallery = scratch_workspace.build_gallery(pointer.model_version, "train", spec=spec)
