@@ -13,11 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.evaluate import evaluate_and_record, format_table
 from app.observability import configure_logging
 from app.progress import TrainingBar
+from app.services.evaluation import evaluate_and_record, format_table
+from app.services.workspace import Workspace
 from app.settings import Settings, get_settings, index_spec
-from app.workspace import Workspace
 from index.backend import IndexSpec
 from models.base import AutoencoderConfig
 from models.checkpoints import list_models

@@ -1,27 +1,21 @@
-"""Prometheus metrics, request ids, timing headers and structured (JSON) logs."""
+"""Prometheus metrics and structured (JSON) logs with request ids (set by app/api/middleware.py)."""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
-import re
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.jobs.store import JobStore
-from app.search_service import SearchOutcome
+from app.services.jobs.store import JobStore
+from app.services.search import SearchOutcome
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-access_logger = logging.getLogger("aeseek.access")
-SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
@@ -107,64 +101,6 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
-
-
-class RequestContext:
-    """Request ids (X-Request-ID, echoed or made), X-Response-Time-ms, metrics and an access log line."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers", []))
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                elapsed_ms = (time.perf_counter() - started) * 1000.0
-                extra = [(b"x-request-id", request_id.encode()), (b"x-response-time-ms", f"{elapsed_ms:.2f}".encode())]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            elapsed = time.perf_counter() - started
-            template = route_template(scope)
-            self.metrics.observe_request(scope["method"], template, status, elapsed)
-            access_logger.info(
-                "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000.0,
-                extra={"method": scope["method"], "path": scope["path"], "status": status,
-                       "duration_ms": round(elapsed * 1000.0, 2)},
-            )  # fmt: skip
-            request_id_var.reset(token)
-
-
-API_PREFIX = "/api/v1"
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's path template ('/api/v1/gallery/{item_id}'), so metrics do not explode per id.
-
-    FastAPI may leave either the declared (router-relative) or the full template in scope["route"];
-    every API router is included under API_PREFIX, so a relative one is completed with it.
-    """
-    template = getattr(scope.get("route"), "path", None)
-    if template is None:
-        return "unmatched"
-    if scope["path"].startswith(API_PREFIX) and not template.startswith(API_PREFIX):
-        return API_PREFIX + template
-    return str(template)
 
 
 class JsonFormatter(logging.Formatter):

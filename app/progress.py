@@ -6,7 +6,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from models.loop import Progress
+from models.progress import Progress
 
 
 class TrainingBar:

@@ -18,22 +18,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import faiss
 import numpy as np
 
-from models.errors import AeseekError
+from models.errors import ConflictError
 from models.storage import atomic_write_with
 
 
-class IndexOperationError(AeseekError):
+class IndexOperationError(ConflictError):
     """The index type cannot do what was asked."""
-
-    code = "conflict"
 
 
 IndexKind = Literal["Flat", "IVF", "HNSW", "IVFPQ"]
+INDEX_KINDS: tuple[IndexKind, ...] = get_args(IndexKind)
 TRAINING_SAMPLE = 200_000
 
 
@@ -136,11 +135,6 @@ class FaissIndex:
         return built
 
     @classmethod
-    def empty(cls, dim: int) -> FaissIndex:
-        """A new, empty exact index of `dim`-dimensional vectors."""
-        return cls(faiss.IndexIDMap2(faiss.IndexFlatL2(dim)), IndexSpec())
-
-    @classmethod
     def load(cls, path: Path, spec: IndexSpec) -> FaissIndex:
         """Read an index written by `save`."""
         return cls(faiss.read_index(str(path)), spec)
@@ -221,8 +215,8 @@ def _hnsw(index: faiss.Index) -> Any:
 
 def open_backend(kind: str, path: Path, params: dict[str, Any] | None = None) -> VectorIndex:
     """Load an index of the named kind from `path`, with its saved knobs."""
-    if kind not in ("Flat", "IVF", "HNSW", "IVFPQ"):
-        raise ValueError(f"unknown index kind {kind!r}; known: Flat, IVF, HNSW, IVFPQ")
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; known: {', '.join(INDEX_KINDS)}")
     spec = IndexSpec(**{**(params or {}), "kind": kind})
     return FaissIndex.load(path, spec)
 

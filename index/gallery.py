@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from index.backend import FaissIndex, IndexSpec, VectorIndex, open_backend
-from models.errors import AeseekError
+from models.errors import AeseekError, ErrorCode
+from models.pca import PCA
 from models.storage import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
 
 FORMAT_VERSION = 1
@@ -31,11 +32,15 @@ FILES = ("index.faiss", "items.jsonl", "images.npy")
 
 
 class GalleryError(AeseekError):
-    """A gallery on disk is missing, corrupt, or built by another model."""
+    """A gallery on disk is missing, corrupt, or built by another model (server-side state)."""
+
+    code = ErrorCode.GALLERY_CORRUPT
 
 
 class ModelMismatchError(GalleryError):
     """The gallery's codes come from a different model version than the one loaded."""
+
+    code = ErrorCode.MODEL_MISMATCH
 
 
 @dataclass(frozen=True)
@@ -301,11 +306,6 @@ class LatentProjection:
 
 def latent_projection(codes: np.ndarray, sample: int = 3000, seed: int = 0) -> LatentProjection:
     """Project codes onto their top two principal directions; keep a fixed random sample of points."""
-    mean = codes.mean(axis=0)
-    centred = codes - mean
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    variance = singular**2
-    explained = variance[:2] / variance.sum() if variance.sum() > 0 else np.zeros(2)
+    pca = PCA.fit(codes, 2)
     rows = np.sort(np.random.default_rng(seed).choice(len(codes), size=min(sample, len(codes)), replace=False))
-    components = vt[:2]
-    return LatentProjection(rows, centred[rows] @ components.T, mean, components, explained)
+    return LatentProjection(rows, pca.project(codes[rows]), pca.mean, pca.components.T, pca.explained)

@@ -9,7 +9,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from models.loop import Hooks
+from models.progress import Hooks
 
 
 class TrainingConfig(BaseModel):

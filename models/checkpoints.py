@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from models.base import Autoencoder
 from models.errors import CheckpointError
-from models.registry import build_model, config_from_dict
+from models.registry import UnknownVariantError, build_model, config_from_dict
 from models.storage import atomic_write_bytes, atomic_write_json
 
 WEIGHTS = "model.safetensors"
@@ -95,7 +96,10 @@ def update_metrics(directory: Path, metrics: dict[str, Any]) -> ModelRecord:
 def load_model(directory: Path) -> tuple[Autoencoder, ModelRecord]:
     """Rebuild a saved model in eval mode; weights are read with safetensors, never unpickled."""
     record = read_record(directory)
-    model = build_model(config_from_dict(record.config))
+    try:
+        model = build_model(config_from_dict(record.config))
+    except (UnknownVariantError, ValidationError) as error:  # the server's own file, not the client's request
+        raise CheckpointError(f"{directory / DESCRIPTION} holds an invalid config: {error}") from error
     try:
         raw = (directory / WEIGHTS).read_bytes()
     except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""Principal component analysis: the linear baseline every autoencoder is compared with."""
+"""Principal component analysis, the one implementation: the linear baseline and the latent map."""
 
 from __future__ import annotations
 
@@ -11,16 +11,22 @@ import numpy as np
 class PCA:
     """The top principal components of a set of rows, largest variance first."""
 
-    mean: np.ndarray
+    mean: np.ndarray  # (features,)
     components: np.ndarray  # (features, dim)
+    explained: np.ndarray  # (dim,) share of the total variance along each component
 
     @classmethod
     def fit(cls, rows: np.ndarray, dim: int) -> PCA:
-        """Fit on rows (N, features) by eigen-decomposition of the covariance (small for 784 pixels)."""
+        """Fit on rows (N, features) by eigen-decomposition of the covariance (small: 784 pixels or a code)."""
         data = rows.astype(np.float64)
         mean = data.mean(axis=0)
-        _, eigenvectors = np.linalg.eigh(np.cov((data - mean).T))
-        return cls(mean, eigenvectors[:, ::-1][:, :dim].copy())
+        covariance = np.atleast_2d(np.cov((data - mean).T))
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        order = slice(None, None, -1)  # eigh sorts ascending
+        variance, vectors = eigenvalues[order], eigenvectors[:, order]
+        total = float(variance.sum())
+        explained = variance[:dim] / total if total > 0 else np.zeros(min(dim, len(variance)))
+        return cls(mean, vectors[:, :dim].copy(), np.clip(explained, 0.0, 1.0))
 
     def project(self, rows: np.ndarray) -> np.ndarray:
         """Codes (N, dim) of rows."""
@@ -30,8 +36,6 @@ class PCA:
         """Rows projected onto the components and mapped back to feature space."""
         return (self.project(rows) @ self.components.T + self.mean).astype(np.float32)
 
-
-def pca_reconstruction_mse(train_pixels: np.ndarray, test_pixels: np.ndarray, dim: int) -> float:
-    """Test MSE of PCA-`dim` fitted on the training rows, on [0, 1] pixels (clipped)."""
-    pca = PCA.fit(train_pixels, dim)
-    return float(((np.clip(pca.reconstruct(test_pixels), 0.0, 1.0) - test_pixels) ** 2).mean())
+    def reconstruction_mse(self, pixels: np.ndarray) -> float:
+        """Mean squared error of the reconstructions of [0, 1] pixel rows, clipped to [0, 1]."""
+        return float(((np.clip(self.reconstruct(pixels), 0.0, 1.0) - pixels) ** 2).mean())

@@ -7,19 +7,21 @@ from typing import Any
 import torch
 
 from models.base import Autoencoder, AutoencoderConfig
-from models.contractive import ContractiveConfig
-from models.conv import ConvAutoencoder, ConvConfig, ConvVAEConfig, ConvVariationalAutoencoder
-from models.deep import DeepAutoencoder, DeepConfig
-from models.denoising import DenoisingConfig
-from models.dense import DenseAutoencoder
-from models.errors import CheckpointError
-from models.l2 import L2Config
-from models.lstm import LSTMAutoencoder, LSTMConfig
-from models.multilayer import MultilayerConfig
-from models.sparse import SparseConfig
-from models.stacked import StackedAutoencoder, StackedConfig
-from models.vae import VAEConfig, VariationalAutoencoder
-from models.vanilla import VanillaConfig
+from models.errors import ErrorCode, InvalidRequestError
+from models.variants.conv import ConvAutoencoder, ConvConfig, ConvVAEConfig, ConvVariationalAutoencoder
+from models.variants.deep import DeepAutoencoder, DeepConfig
+from models.variants.dense import (
+    ContractiveConfig,
+    DenoisingConfig,
+    DenseAutoencoder,
+    L2Config,
+    MultilayerConfig,
+    SparseConfig,
+    VanillaConfig,
+)
+from models.variants.lstm import LSTMAutoencoder, LSTMConfig
+from models.variants.stacked import StackedAutoencoder, StackedConfig
+from models.variants.vae import VAEConfig, VariationalAutoencoder
 
 VARIANTS: dict[str, tuple[type[AutoencoderConfig], type[Autoencoder]]] = {
     "vanilla": (VanillaConfig, DenseAutoencoder),
@@ -39,10 +41,10 @@ DEFAULT_VARIANT = "conv"
 GENERATIVE_VARIANTS = frozenset({"vae", "conv_vae"})
 
 
-class UnknownVariantError(CheckpointError):
+class UnknownVariantError(InvalidRequestError):
     """A variant name that is not in the registry."""
 
-    code = "unknown_variant"
+    code = ErrorCode.UNKNOWN_VARIANT
 
 
 def _check(variant: object) -> str:

@@ -18,8 +18,8 @@ from playwright.sync_api import sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.settings import Settings
-from models.mnist import load_mnist
-from tests.live_server import live_server
+from models.data.mnist import load_mnist
+from tests.helpers import live_server
 
 OUT = Path("docs/images/web-page.png")
 

@@ -18,11 +18,11 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.services.workspace import Workspace
 from app.settings import Settings
-from app.workspace import Workspace
-from models.conv import ConvConfig
-from models.idx import encode_idx
-from models.mnist import IDX_NAMES, MnistSplit, load_mnist
+from models.data.idx import encode_idx
+from models.data.mnist import IDX_NAMES, MnistSplit, load_mnist
+from tests.helpers import tiny_config
 
 TRAIN_IMAGES = 600
 TEST_IMAGES = 200
@@ -61,12 +61,6 @@ def small_data_dir(tmp_path_factory: pytest.TempPathFactory, full_mnist: dict[st
     return root
 
 
-def tiny_config(**training: object) -> ConvConfig:
-    """The seed's architecture with few channels, trained briefly."""
-    fields = {"epochs": 2, "batch_size": 64, "lr": 3e-3, "seed": 0, **training}
-    return ConvConfig.model_validate({"channels": (8, 16, 32), "training": fields})
-
-
 @pytest.fixture(scope="session")
 def trained_dir(small_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory with a tiny trained model, its gallery built and active."""
@@ -98,3 +92,16 @@ def trained_copy(trained_dir: Path, tmp_path: Path) -> Path:
     root = tmp_path / "data"
     shutil.copytree(trained_dir, root, symlinks=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def train_images(full_mnist: dict[str, MnistSplit]) -> np.ndarray:
+    """The official training images (the small gallery is their first few hundred)."""
+    return full_mnist["train"].images
+
+
+@pytest.fixture
+def workspace_dir(small_data_dir: Path, tmp_path: Path) -> Path:
+    """An empty, writable data directory over the small MNIST copy."""
+    (tmp_path / "mnist").symlink_to(small_data_dir / "mnist")
+    return tmp_path

@@ -1,19 +1,21 @@
-"""Typed dependencies shared by the routes."""
+"""Typed dependencies shared by the routes: the service's state, settings, metrics and checked limits."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
-from app.jobs.manager import JobManager
-from app.runtime import Runtime
-from app.search_service import SearchService
+from app.observability import Metrics
+from app.services.jobs.manager import JobManager, JobsDisabledError
+from app.services.runtime import Runtime
+from app.services.search import SearchService
 from app.settings import Settings
+from models.errors import InvalidRequestError
 
 
 # Coroutines although they never await: FastAPI runs a plain `def` dependency in a worker
-# thread, a hop that cost a cheap request more than its own work (see app/security.py).
+# thread, a hop that cost a cheap request more than its own work (see app/api/security.py).
 async def get_runtime(request: Request) -> Runtime:
     """The service's state."""
     runtime: Runtime = request.app.state.runtime
@@ -26,6 +28,12 @@ async def get_settings_dependency(request: Request) -> Settings:
     return settings
 
 
+async def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 async def get_search_service(request: Request) -> SearchService:
     """The loaded search service, or a 503 until a model and gallery are loaded."""
     runtime: Runtime = request.app.state.runtime
@@ -34,11 +42,25 @@ async def get_search_service(request: Request) -> SearchService:
 
 async def get_job_manager(request: Request) -> JobManager:
     """The training job manager, or a 503 when jobs are disabled."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime.require_jobs()
+    jobs: JobManager | None = request.app.state.jobs
+    if jobs is None:
+        raise JobsDisabledError("training jobs are disabled on this server (AESEEK_JOBS_ENABLED=false)")
+    return jobs
+
+
+async def get_k(
+    request: Request, k: Annotated[int, Query(ge=1, description="How many neighbours to return.")] = 10
+) -> int:
+    """The number of neighbours asked for, within AESEEK_MAX_K (the one source of that limit)."""
+    settings: Settings = request.app.state.settings
+    if k > settings.max_k:
+        raise InvalidRequestError(f"k={k} is over the limit of {settings.max_k} (AESEEK_MAX_K)")
+    return k
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SearchServiceDep = Annotated[SearchService, Depends(get_search_service)]
 JobManagerDep = Annotated[JobManager, Depends(get_job_manager)]
+KDep = Annotated[int, Depends(get_k)]

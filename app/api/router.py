@@ -1,11 +1,15 @@
-"""All routes of the API, mounted under /api/v1; every route but the probes obeys read access."""
+"""Every route module in one place: the API under /api/v1 (reads obey read access), the site at the root."""
 
 from fastapi import APIRouter
 
-from app.api.routes import gallery, health, jobs, model_pictures, search, trained_models, training
-from app.security import ReadAccess
+from app.api.routes import gallery, health, jobs, metrics, search, trained_models, training, variants, web
+from app.api.security import ReadAccess
 
 api_router = APIRouter()
 api_router.include_router(health.router)
-for module in (search, gallery, training, jobs, trained_models, model_pictures):
+for module in (search, gallery, training, variants, jobs, trained_models):
     api_router.include_router(module.router, dependencies=[ReadAccess])
+
+site_router = APIRouter()
+site_router.include_router(metrics.router)
+site_router.include_router(web.router)

@@ -18,13 +18,14 @@ import torch
 
 from app.bench.common import Bench, machine, markdown_table, summary_line
 from app.bench.variants import one_per_digit
-from app.evaluate import evaluate_and_record
-from app.pictures import curves_png, grid_png, labelled_grid_png, to_uint8
+from app.rendering.plots import curves_png, labelled_grid_png
+from app.rendering.png import grid_png, to_uint8
+from app.services.evaluation import evaluate_and_record
 from models.checkpoints import load_model
-from models.corruption import Corruption, corrupt
-from models.diagnostics import noise_transfer
-from models.pca import pca_reconstruction_mse
-from models.regularizers import weight_decay
+from models.data.corruption import Corruption, corrupt
+from models.pca import PCA
+from models.training.diagnostics import noise_transfer
+from models.variants.losses import weight_decay
 
 L2_LAMBDAS = [0.0, 1e-3, 1e-1, 1.0, 10.0, 100.0]
 CODE_SIZES = [2, 4, 8, 16, 32, 64]
@@ -93,11 +94,11 @@ def code_size_sweep(bench: Bench, sizes: list[int] = CODE_SIZES) -> dict[str, An
                 "code_dim": size,
                 "version": record.version,
                 "autoencoder_mse": evaluation.reconstruction_mse,
-                "pca_mse": pca_reconstruction_mse(train_pixels, test_pixels, size),
+                "pca_mse": PCA.fit(train_pixels, size).reconstruction_mse(test_pixels),
                 "p_at_10": evaluation.p_at_10,
             }
         )
-    target = pca_reconstruction_mse(train_pixels, test_pixels, 64)
+    target = PCA.fit(train_pixels, 64).reconstruction_mse(test_pixels)
     reaching = [r["code_dim"] for r in rows if r["autoencoder_mse"] <= target]
     result = {"rows": rows, "pca_64_mse": target, "smallest_code_reaching_pca_64": min(reaching, default=None)}
     bench.write_json("code_size", result)

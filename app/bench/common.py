@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from app.progress import TrainingBar
-from app.workspace import Workspace
+from app.services.workspace import Workspace
 from models.base import AutoencoderConfig
 from models.checkpoints import ModelRecord
 from models.registry import config_from_dict, default_config

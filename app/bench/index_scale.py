@@ -20,8 +20,8 @@ import faiss
 import numpy as np
 
 from app.bench.common import Bench, machine, markdown_table, summary_line
-from app.pictures import curves_png
-from app.workspace import embed_images
+from app.rendering.plots import curves_png
+from app.services.workspace import embed_images
 from index.backend import FaissIndex, IndexSpec
 
 SIZES = (60_000, 1_000_000, 10_000_000)

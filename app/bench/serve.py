@@ -38,8 +38,8 @@ import numpy as np
 from PIL import Image
 
 from app.bench.common import Bench, machine, markdown_table, summary_line
-from app.pictures import curves_png
-from app.workspace import Workspace
+from app.rendering.plots import curves_png
+from app.services.workspace import Workspace
 from index.backend import IndexSpec
 
 CLIENTS = (1, 8, 32, 64)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from app.bench.common import Bench, machine, markdown_table, summary_line
-from app.workspace import embed_images
-from models.conv import ConvAutoencoder, ConvConfig
-from models.training import train
+from app.services.workspace import embed_images
+from models.training.trainer import train
+from models.variants.conv import ConvAutoencoder, ConvConfig
 
 STEPS = 30
 REPEATS = 3

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from app.bench.common import Bench, machine, markdown_table, summary_line
-from app.evaluate import evaluate_and_record
-from app.pictures import labelled_grid_png, to_uint8
+from app.rendering.plots import labelled_grid_png
+from app.rendering.png import to_uint8
+from app.services.evaluation import evaluate_and_record
 from models.checkpoints import load_model, read_record
 from models.registry import VARIANTS
 

@@ -1,16 +1,12 @@
+"""Tests."""
+
 import json
 from pathlib import Path
 
 import pytest
 
 from app.cli import main
-from app.workspace import Workspace
-
-
-@pytest.fixture
-def workspace_dir(small_data_dir: Path, tmp_path: Path) -> Path:
-    (tmp_path / "mnist").symlink_to(small_data_dir / "mnist")
-    return tmp_path
+from app.services.workspace import Workspace
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ import torch
 from models.checkpoints import WEIGHTS, list_models, load_model, save_model, update_metrics
 from models.errors import CheckpointError
 from models.registry import build_model
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 def vouch(directory: Path, weights: bytes) -> None:

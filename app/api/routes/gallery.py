@@ -7,43 +7,23 @@ import time
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from app.api.deps import RuntimeDep, SearchServiceDep, SettingsDep
-from app.errors import ERROR_RESPONSES, ApiError
-from app.images import png_bytes
-from app.schemas import GalleryItemList, GalleryItemPublic, ModelRef, SearchResponse, SearchResult
-from app.security import WRITE_OPERATION, require_write_access
-from app.uploads import read_upload
-from index.gallery import GalleryItem, Neighbour
+from app.api.deps import KDep, RuntimeDep, SearchServiceDep, SettingsDep
+from app.api.errors import ERROR_RESPONSES
+from app.api.params import ItemId, LabelFilter
+from app.api.schemas import GalleryItemList, GalleryItemPublic, ModelRef, SearchResponse, results_of
+from app.api.security import WRITE_OPERATION, require_write_access
+from app.api.uploads import read_upload
+from app.rendering.png import png_bytes
+from models.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(prefix="/gallery", tags=["gallery"])
 
-LabelFilter = Annotated[
-    int | None, Query(ge=0, description="Only gallery items with this label (filtered inside the index search).")
-]
-ItemId = Annotated[int, Path(ge=0, le=2**63 - 1, description="Gallery id, as returned by a search.")]
 
-
-def image_url(item_id: int) -> str:
-    """Where a gallery image is served."""
-    return f"/api/v1/gallery/{item_id}/image"
-
-
-def results_of(neighbours: list[Neighbour]) -> list[SearchResult]:
-    """Neighbours as API results."""
-    return [
-        SearchResult(
-            rank=n.rank, id=n.item.id, distance=n.distance, score=n.score, label=n.item.label,
-            image_url=image_url(n.item.id),
-        )
-        for n in neighbours
-    ]  # fmt: skip
-
-
-def _unknown(item_id: int, size: int) -> ApiError:
-    return ApiError("not_found", f"no gallery item with id {item_id}; ids run from 0 to {size - 1}")
+def _unknown(item_id: int, size: int) -> NotFoundError:
+    return NotFoundError(f"no gallery item with id {item_id}; ids run from 0 to {size - 1}")
 
 
 @router.get("/{item_id}", response_model=GalleryItemPublic, responses=ERROR_RESPONSES, summary="Get a gallery item")
@@ -53,7 +33,7 @@ def get_gallery_item(item_id: ItemId, service: SearchServiceDep) -> GalleryItemP
     item = gallery.item(item_id)
     if item is None:
         raise _unknown(item_id, len(gallery))
-    return _public(item)
+    return GalleryItemPublic.of(item)
 
 
 @router.get(
@@ -84,7 +64,7 @@ def get_gallery_image(
 def get_gallery_neighbours(
     item_id: ItemId,
     service: SearchServiceDep,
-    k: Annotated[int, Query(ge=1, le=100, description="How many neighbours.")] = 10,
+    k: KDep,
     label: LabelFilter = None,
 ) -> SearchResponse:
     """The k nearest other gallery items of a gallery item, from its stored code (no image is
@@ -100,29 +80,22 @@ def get_gallery_neighbours(
     ranked = [replace(n, rank=rank) for rank, n in enumerate(others, start=1)]
     elapsed = (time.perf_counter() - started) * 1000.0
     return SearchResponse(
-        model=ModelRef(version=snapshot.record.version, variant=snapshot.record.variant),
+        model=ModelRef.of(snapshot.record),
         query_ms=round(elapsed, 3),
         timings_ms={"search": round(elapsed, 3)},
         results=results_of(ranked),
     )
 
 
-def _public(item: GalleryItem) -> GalleryItemPublic:
-    return GalleryItemPublic(
-        id=item.id, split=item.split, index=item.index, label=item.label, image_url=image_url(item.id),
-        metadata=item.metadata,
-    )  # fmt: skip
-
-
 def _parse_labels(text: str, count: int) -> list[int]:
     try:
         labels = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ApiError("validation_error", f"labels must be comma-separated integers, got {text!r}") from None
+        raise InvalidRequestError(f"labels must be comma-separated integers, got {text!r}") from None
     if len(labels) == 1 and count > 1:
         labels = labels * count
     if len(labels) != count or any(label < 0 for label in labels):
-        raise ApiError("validation_error", f"labels: give one non-negative label per file ({count}), or one for all")
+        raise InvalidRequestError(f"labels: give one non-negative label per file ({count}), or one for all")
     return labels
 
 
@@ -132,10 +105,10 @@ def _parse_metadata(text: str | None, count: int) -> list[dict[str, Any] | None]
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ApiError("validation_error", f"metadata is not valid JSON ({error})") from None
+        raise InvalidRequestError(f"metadata is not valid JSON ({error})") from None
     entries = value if isinstance(value, list) else [value] * count
     if len(entries) != count or not all(isinstance(entry, dict) for entry in entries):
-        raise ApiError("validation_error", "metadata: one JSON object for all files, or a list of one per file")
+        raise InvalidRequestError("metadata: one JSON object for all files, or a list of one per file")
     return entries
 
 
@@ -161,12 +134,12 @@ def add_gallery_images(
     index without rebuilding it, under new ids that are never reused. Saved at once; searches see
     the new images as soon as this returns. If any file is not a usable image, nothing is added."""
     if len(files) > settings.max_batch_files:
-        raise ApiError("validation_error", f"at most {settings.max_batch_files} files per request")
+        raise InvalidRequestError(f"at most {settings.max_batch_files} files per request")
     parsed_labels = _parse_labels(labels, len(files))
     parsed_metadata = _parse_metadata(metadata, len(files))
-    uploads = [read_upload(file, settings) for file in files]
+    uploads = [read_upload(file, settings.max_upload_bytes) for file in files]
     items = runtime.add_to_gallery(uploads, parsed_labels, parsed_metadata)
-    return GalleryItemList(data=[_public(item) for item in items], count=len(items))
+    return GalleryItemList(data=[GalleryItemPublic.of(item) for item in items], count=len(items))
 
 
 @router.delete(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.errors import ERROR_RESPONSES
-from app.schemas import HealthResponse, ModelRef, ReadyResponse
+from app.api.errors import ERROR_RESPONSES
+from app.api.schemas import HealthResponse, ModelRef, ReadyResponse
 
 router = APIRouter(tags=["health"])
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.api.deps import JobManagerDep
-from app.errors import ERROR_RESPONSES
-from app.jobs.store import JobRecord
-from app.pictures import curves_png
-from app.security import WRITE_OPERATION, require_write_access
+from app.api.errors import ERROR_RESPONSES
+from app.api.params import JobId
+from app.api.security import WRITE_OPERATION, require_write_access
+from app.rendering.plots import curves_png
+from app.services.jobs.store import JobRecord
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-JobId = Annotated[str, Path(description="Job id, as returned by POST /api/v1/train.", max_length=64)]
 
 
 class JobList(BaseModel):

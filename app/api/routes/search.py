@@ -1,22 +1,20 @@
-"""Search the gallery with an uploaded image."""
+"""Search the gallery with an uploaded image, or with several."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SearchServiceDep, SettingsDep
-from app.api.routes.gallery import LabelFilter, results_of
-from app.errors import ERROR_RESPONSES, STATUS_BY_CODE, ApiError
-from app.forms import file_field_schema, read_file_field
-from app.images import png_base64
-from app.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse
-from app.settings import Settings
-from app.uploads import read_upload
-from models.errors import AeseekError
+from app.api.deps import KDep, MetricsDep, RuntimeDep, SearchServiceDep, SettingsDep
+from app.api.errors import ERROR_RESPONSES, status_of
+from app.api.params import LabelFilter
+from app.api.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse, results_of
+from app.api.uploads import file_field_schema, read_file_field, read_upload
+from app.rendering.png import png_base64
+from models.errors import AeseekError, InvalidRequestError
 
 router = APIRouter(prefix="/search", tags=["search"])
 
@@ -36,7 +34,10 @@ UPLOAD_DESCRIPTION = (
 )
 async def search_by_image(
     request: Request,
-    k: Annotated[int, Query(ge=1, le=100, description="How many neighbours to return.")] = 10,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    k: KDep,
     debug: Annotated[
         bool, Query(description="Also return the 28x28 image the model saw and its reconstruction.")
     ] = False,
@@ -49,21 +50,17 @@ async def search_by_image(
     # The hot path: the form is parsed without UploadFile spooling, concurrent queries share
     # one forward pass and one index call, and the response is serialised once by pydantic.
     started = time.perf_counter()
-    settings: Settings = request.app.state.settings
-    runtime = request.app.state.runtime
-    _check_k(k, settings)
     data = await read_file_field(request, "file", settings.max_upload_bytes)
     outcome = await runtime.search_upload(data, k, label)
-    record = outcome.snapshot.record
     response = SearchResponse(
-        model=ModelRef(version=record.version, variant=record.variant),
+        model=ModelRef.of(outcome.snapshot.record),
         query_ms=0.0,
         timings_ms=_rounded(outcome.timings_ms),
         results=results_of(outcome.neighbours),
     )
     if debug:
         service = runtime.require_search()
-        reconstruction = await run_in_threadpool(service.reconstruct, outcome.query_image, outcome.snapshot)
+        reconstruction = await asyncio.to_thread(service.reconstruct, outcome.query_image, outcome.snapshot)
         response.query_png = png_base64(outcome.query_image)
         response.reconstruction_png = png_base64(reconstruction)
         response.query_code = [round(value, 6) for value in outcome.code.tolist()]
@@ -72,18 +69,13 @@ async def search_by_image(
     body = response.model_dump_json()
     # Serialisation is timed for /metrics and Server-Timing only (the body cannot hold its own).
     outcome.timings_ms["serialise"] = (time.perf_counter() - serialising) * 1000.0
-    request.app.state.metrics.observe_search(outcome)
+    metrics.observe_search(outcome)
     timing = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in outcome.timings_ms.items())
     return Response(body, media_type="application/json", headers={"Server-Timing": timing})
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
     return {stage: round(ms, 3) for stage, ms in timings.items()}
-
-
-def _check_k(k: int, settings: Settings) -> None:
-    if k > settings.max_k:
-        raise ApiError("validation_error", f"k={k} is over the limit of {settings.max_k} (AESEEK_MAX_K)")
 
 
 @router.post(
@@ -93,42 +85,38 @@ def _check_k(k: int, settings: Settings) -> None:
     summary="Search with several images at once",
 )
 def search_batch(
-    request: Request,
     service: SearchServiceDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
     files: Annotated[list[UploadFile], File(description="Several images, each in a field named `files`.")],
-    k: Annotated[int, Query(ge=1, le=100, description="Neighbours per image.")] = 10,
+    k: KDep,
     label: LabelFilter = None,
 ) -> BatchSearchResponse:
     """Each file is decoded and preprocessed alone, so a bad one gets its own error (status and
     code as a single search would) without failing the others; the good ones are encoded in one
     forward pass and searched in one index call, all with the same model."""
     started = time.perf_counter()
-    _check_k(k, settings)
     if len(files) > settings.max_batch_files:
-        raise ApiError(
-            "validation_error",
-            f"{len(files)} files is over the limit of {settings.max_batch_files} per batch (AESEEK_MAX_BATCH_FILES)",
+        raise InvalidRequestError(
+            f"{len(files)} files is over the limit of {settings.max_batch_files} per batch (AESEEK_MAX_BATCH_FILES)"
         )
     snapshot = service.snapshot
     uploads: list[bytes | AeseekError] = []
     for file in files:
         try:
-            uploads.append(read_upload(file, settings))
+            uploads.append(read_upload(file, settings.max_upload_bytes))
         except AeseekError as error:
             uploads.append(error)
-    readable = [data for data in uploads if isinstance(data, bytes)]
-    answers = iter(service.search_uploads(readable, k, label))
+    answers = iter(service.search_uploads([data for data in uploads if isinstance(data, bytes)], k, label))
     items = []
     for index, (file, upload) in enumerate(zip(files, uploads, strict=True)):
         answer = upload if isinstance(upload, AeseekError) else next(answers)
         if isinstance(answer, AeseekError):
-            status = STATUS_BY_CODE.get(answer.code, 400)
             body = ErrorBody(code=answer.code, message=str(answer))
-            items.append(BatchItem(index=index, filename=file.filename, status=status, error=body))
+            items.append(BatchItem(index=index, filename=file.filename, status=status_of(answer), error=body))
         else:
             snapshot = answer.snapshot
-            request.app.state.metrics.observe_search(answer)
+            metrics.observe_search(answer)
             items.append(
                 BatchItem(
                     index=index, filename=file.filename, status=200, results=results_of(answer.neighbours),
@@ -136,7 +124,7 @@ def search_batch(
                 )
             )  # fmt: skip
     return BatchSearchResponse(
-        model=ModelRef(version=snapshot.record.version, variant=snapshot.record.variant),
+        model=ModelRef.of(snapshot.record),
         query_ms=round((time.perf_counter() - started) * 1000.0, 3),
         count=len(items),
         items=items,

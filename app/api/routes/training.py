@@ -1,4 +1,4 @@
-"""Start training jobs: one body per variant, told apart by its `variant` field."""
+"""Start training jobs (`/train`): one body per variant, told apart by its `variant` field."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import Field
 
 from app.api.deps import JobManagerDep
-from app.errors import ERROR_RESPONSES
-from app.jobs.store import JobRecord
-from app.schemas import VariantInfo, VariantList
-from app.security import WRITE_OPERATION, require_write_access
+from app.api.errors import ERROR_RESPONSES
+from app.api.security import WRITE_OPERATION, require_write_access
+from app.services.jobs.store import JobRecord
 from models.base import AutoencoderConfig
-from models.registry import VARIANTS, default_config
+from models.registry import VARIANTS
 
 router = APIRouter(tags=["training"])
 
@@ -54,15 +53,3 @@ def start_training(
     progress. Jobs run one at a time in a worker process, so searches keep being served."""
     assert isinstance(config, AutoencoderConfig)
     return jobs.submit(config)
-
-
-@router.get("/variants", response_model=VariantList, summary="List trainable variants")
-def list_variants() -> VariantList:
-    """Every autoencoder variant with a one-line summary and its default config (a valid body for POST /train)."""
-    entries = []
-    for variant, (config_class, _) in VARIANTS.items():
-        summary = (config_class.__doc__ or variant).strip().splitlines()[0]
-        entries.append(
-            VariantInfo(variant=variant, summary=summary, defaults=default_config(variant).model_dump(mode="json"))
-        )
-    return VariantList(data=entries, count=len(entries))

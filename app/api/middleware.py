@@ -1,0 +1,168 @@
+"""ASGI middleware: request context (ids, timing, metrics, access log), body-size limit and request timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import error_response
+from app.observability import Metrics, request_id_var
+from models.errors import ErrorCode
+
+access_logger = logging.getLogger("aeseek.access")
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Multipart framing (boundaries, part headers) on top of the file's own bytes.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """413 for a declared Content-Length over the limit, or a streamed body that grows past it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.limit = max_bytes + MULTIPART_OVERHEAD
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+        forwarded = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal forwarded
+            if too_large and not forwarded:
+                return  # the app's own answer to the cut-off body (e.g. a parse error) is replaced by 413
+            forwarded = True
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, counting_receive, guarded_send)
+        if too_large and not forwarded:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            ErrorCode.UPLOAD_TOO_LARGE,
+            f"the request body is over the upload limit of {self.max_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)",
+        )
+        await response(scope, receive, send)
+
+
+class RequestTimeout:
+    """504 for a request that runs longer than the limit (activation, which re-embeds, is exempt)."""
+
+    def __init__(self, app: ASGIApp, seconds: float, exempt_suffixes: tuple[str, ...] = ("/activate",)) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.exempt_suffixes = exempt_suffixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].endswith(self.exempt_suffixes):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            # A deadline on this task, not wait_for's extra task per request.
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if started:
+                raise
+            response = error_response(
+                504, ErrorCode.TIMEOUT, f"the request took longer than {self.seconds:g} s (AESEEK_REQUEST_TIMEOUT_S)"
+            )
+            await response(scope, receive, send)
+
+
+class RequestContext:
+    """Request ids (X-Request-ID, echoed or made), X-Response-Time-ms, metrics and an access log line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                elapsed_ms = (time.perf_counter() - started) * 1000.0
+                extra = [(b"x-request-id", request_id.encode()), (b"x-response-time-ms", f"{elapsed_ms:.2f}".encode())]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            template = route_template(scope)
+            self.metrics.observe_request(scope["method"], template, status, elapsed)
+            access_logger.info(
+                "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000.0,
+                extra={"method": scope["method"], "path": scope["path"], "status": status,
+                       "duration_ms": round(elapsed * 1000.0, 2)},
+            )  # fmt: skip
+            request_id_var.reset(token)
+
+
+API_PREFIX = "/api/v1"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template ('/api/v1/gallery/{item_id}'), so metrics do not explode per id.
+
+    FastAPI may leave either the declared (router-relative) or the full template in scope["route"];
+    every API router is included under API_PREFIX, so a relative one is completed with it.
+    """
+    template = getattr(scope.get("route"), "path", None)
+    if template is None:
+        return "unmatched"
+    if scope["path"].startswith(API_PREFIX) and not template.startswith(API_PREFIX):
+        return API_PREFIX + template
+    return str(template)

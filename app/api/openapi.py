@@ -1,0 +1,57 @@
+"""The OpenAPI document: every error a route can answer is documented with the shared schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.settings import Settings
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+PROBES = ("/api/v1/health", "/api/v1/ready")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Replace FastAPI's document builder with one that adds security, every shared error and the live limits."""
+    reads_need_key = settings.require_key_for_reads
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
+        )
+        components = document.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from AESEEK_API_KEYS, sent as `Authorization: Bearer <key>`.",
+        }
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "k":  # checked against the setting, not a constant (app/api/deps.py)
+                        parameter["schema"]["maximum"] = settings.max_k
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:  # FastAPI's default validation schema: ours is ErrorBody
+                    responses["422"] = _error("Invalid parameters or body; the message names the field.")
+                if path in PROBES:
+                    continue
+                if "security" in operation or reads_need_key:  # mutating routes carry WRITE_OPERATION
+                    operation["security"] = [{"bearer": []}]
+                    responses["401"] = _error("Missing or malformed `Authorization: Bearer <key>`.")
+                    responses["403"] = _error("Invalid key, or no key configured on the server.")
+                responses.setdefault("503", _error("No model loaded yet, or training jobs disabled."))
+                responses.setdefault("504", _error("The request ran longer than AESEEK_REQUEST_TIMEOUT_S."))
+                if "requestBody" in operation:
+                    responses.setdefault("413", _error("Request body over AESEEK_MAX_UPLOAD_BYTES."))
+        app.openapi_schema = document
+        return document
+
+    app.openapi = build  # type: ignore[method-assign]

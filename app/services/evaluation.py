@@ -1,0 +1,133 @@
+"""`aeseek eval`: the official retrieval protocol for a model and two baselines in one run.
+
+Queries: the 10,000 MNIST test images; gallery: the 60,000 training images; relevant:
+same label. Reported: P@1, P@10, P@100, mAP@100 (index.evaluation) and reconstruction
+MSE on [0, 1] pixels of the test images. Baselines in the same run: exact search on raw
+pixels (784-d, no reconstruction error: it is the input) and PCA with as many components
+as the model's code (fitted on the training images).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.services.workspace import Workspace, embed_images
+from index.evaluation import evaluate_codes
+from models.base import Autoencoder
+from models.checkpoints import load_model, update_metrics
+from models.pca import PCA
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One method's results."""
+
+    method: str
+    dim: int
+    p_at_1: float
+    p_at_10: float
+    p_at_100: float
+    map_at_100: float
+    reconstruction_mse: float | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON-ready form."""
+        return dict(self.__dict__)
+
+
+def reconstruction_mse(model: Autoencoder, images: np.ndarray, batch: int = 1000) -> float:
+    """Mean squared error on [0, 1] pixels between images and their reconstructions."""
+    total = 0.0
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        output = model.reconstruct(torch.from_numpy(chunk)).numpy()
+        total += float(((output - chunk / 255.0) ** 2).sum())
+    return total / (images.size)
+
+
+def evaluate_model(
+    workspace: Workspace,
+    model: Autoencoder,
+    name: str,
+    baselines: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> list[EvalRow]:
+    """Rows for the model and, with `baselines`, raw pixels and PCA at the same dimension."""
+    train, test = workspace.split("train"), workspace.split("test")
+    note = on_stage or (lambda stage: None)
+    rows = []
+
+    note(f"{name}: embedding 70,000 images")
+    started = time.perf_counter()
+    gallery_codes, query_codes = embed_images(model, train.images), embed_images(model, test.images)
+    scores = evaluate_codes(gallery_codes, train.labels, query_codes, test.labels)
+    mse = reconstruction_mse(model, test.images)
+    rows.append(
+        EvalRow(
+            name,
+            gallery_codes.shape[1],
+            **scores.as_dict(),
+            reconstruction_mse=mse,
+            seconds=time.perf_counter() - started,
+        )
+    )
+    if not baselines:
+        return rows
+
+    train_pixels = train.images.reshape(len(train), -1).astype(np.float32) / 255.0
+    test_pixels = test.images.reshape(len(test), -1).astype(np.float32) / 255.0
+    note("raw pixels: exact 784-d search")
+    started = time.perf_counter()
+    scores = evaluate_codes(train_pixels, train.labels, test_pixels, test.labels)
+    rows.append(
+        EvalRow("raw pixels", 784, **scores.as_dict(), reconstruction_mse=None, seconds=time.perf_counter() - started)
+    )
+
+    dim = gallery_codes.shape[1]
+    note(f"PCA-{dim}")
+    started = time.perf_counter()
+    pca = PCA.fit(train_pixels, dim)
+    scores = evaluate_codes(pca.project(train_pixels), train.labels, pca.project(test_pixels), test.labels)
+    pca_mse = pca.reconstruction_mse(test_pixels)
+    rows.append(
+        EvalRow(
+            f"PCA-{dim}", dim, **scores.as_dict(), reconstruction_mse=pca_mse, seconds=time.perf_counter() - started
+        )
+    )
+    return rows
+
+
+def format_table(rows: list[EvalRow]) -> str:
+    """A Markdown table of the rows."""
+    lines = [
+        "| method | dim | P@1 | P@10 | P@100 | mAP@100 | recon. MSE |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        mse = "n/a" if row.reconstruction_mse is None else f"{row.reconstruction_mse:.4f}"
+        lines.append(
+            f"| {row.method} | {row.dim} | {row.p_at_1:.4f} | {row.p_at_10:.4f} | {row.p_at_100:.4f} "
+            f"| {row.map_at_100:.4f} | {mse} |"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_and_record(
+    workspace: Workspace, version: str, baselines: bool = False, on_stage: Callable[[str], None] | None = None
+) -> list[EvalRow]:
+    """Evaluate a saved model (and its variant's own extras) and merge the results into model.json."""
+    model, record = load_model(workspace.models_dir / version)
+    rows = evaluate_model(workspace, model, f"{record.variant} {version}", baselines, on_stage)
+    train, test = workspace.split("train"), workspace.split("test")
+    extras = model.extra_metrics(
+        (torch.from_numpy(train.images), torch.from_numpy(train.labels)),
+        (torch.from_numpy(test.images), torch.from_numpy(test.labels)),
+    )
+    update_metrics(workspace.models_dir / version, {"retrieval": rows[0].as_dict(), "evaluated": time.time(), **extras})
+    return rows

@@ -1,0 +1,116 @@
+"""The API side of training jobs: submit, cancel, resume, and keep one worker process alive."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from app.services.jobs.store import FINISHED, RESUMABLE, JobRecord, JobStore
+from app.services.jobs.worker import run_worker
+from app.settings import Settings
+from models.base import AutoencoderConfig
+from models.errors import AeseekError, ConflictError, ErrorCode, NotFoundError
+
+logger = logging.getLogger("aeseek.jobs")
+
+
+class JobsDisabledError(AeseekError):
+    """This server runs no training worker (AESEEK_JOBS_ENABLED=false)."""
+
+    code = ErrorCode.JOBS_DISABLED
+
+
+class QueueFullError(AeseekError):
+    """Too many jobs wait already."""
+
+    code = ErrorCode.QUEUE_FULL
+
+
+class JobManager:
+    """Owns the job store from the API process and supervises the worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = JobStore(Path(settings.data_dir) / "jobs")
+        self._process: BaseProcess | None = None
+
+    def start(self) -> None:
+        """Mark jobs orphaned by a previous run as interrupted, then start the worker."""
+        for job_id in self.store.mark_orphans_interrupted():
+            logger.warning("job %s was running when the service stopped: marked interrupted", job_id)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        # spawn, not fork: the worker must not inherit the server's threads and sockets.
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(
+            target=run_worker,
+            args=(str(self.settings.data_dir), self.settings.mnist_source, self.settings.train_threads),
+            name="aeseek-trainer",
+            daemon=True,
+        )
+        self._process.start()
+        logger.info("training worker started (pid %s)", self._process.pid)
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id, while one has been started."""
+        return self._process.pid if self._process is not None else None
+
+    def supervise(self) -> None:
+        """Restart a worker that died (killed, out of memory); its running job becomes interrupted."""
+        if self._process is None or self._process.is_alive():
+            return
+        logger.error("training worker exited with %s; restarting it", self._process.exitcode)
+        self.store.mark_orphans_interrupted()
+        self._spawn()
+
+    def stop(self) -> None:
+        """Stop the worker; a job it was running becomes interrupted (resumable)."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join(timeout=10)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+            self._process = None
+        self.store.mark_orphans_interrupted()
+
+    def submit(self, config: AutoencoderConfig) -> JobRecord:
+        """Queue a training job, unless the queue is full."""
+        waiting = sum(1 for record in self.store.all() if record.state == "queued")
+        if waiting >= self.settings.max_queued_jobs:
+            raise QueueFullError(
+                f"{waiting} jobs are already queued; the limit is {self.settings.max_queued_jobs} "
+                "(AESEEK_MAX_QUEUED_JOBS). Wait for one to finish or cancel one.",
+            )
+        return self.store.create(config.variant, config.model_dump(mode="json"))
+
+    def get(self, job_id: str) -> JobRecord:
+        """A job by id, or a 404."""
+        record = self.store.get(job_id)
+        if record is None:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        return record
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Ask the worker to stop a queued or running job."""
+        record = self.get(job_id)
+        if record.state in FINISHED or record.state == "interrupted":
+            raise ConflictError(f"job {job_id} is {record.state}; only queued or running jobs can be cancelled")
+        self.store.cancel_flag(job_id).touch()
+        return record
+
+    def resume(self, job_id: str) -> JobRecord:
+        """Queue a stopped job again; it continues from its last saved epoch."""
+        record = self.get(job_id)
+        if record.state not in RESUMABLE:
+            raise ConflictError(
+                f"job {job_id} is {record.state}; only {', '.join(sorted(RESUMABLE))} jobs can be resumed"
+            )
+        self.store.cancel_flag(job_id).unlink(missing_ok=True)
+        record.state, record.error, record.finished = "queued", None, None
+        self.store.save(record)
+        return record

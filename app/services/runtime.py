@@ -1,0 +1,204 @@
+"""What the running service holds: settings, workspace, the search snapshot, loaded models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.services.batching import MicroBatcher
+from app.services.search import SearchOutcome, SearchService, Snapshot
+from app.services.workspace import Workspace
+from app.settings import Settings, index_spec
+from index.backend import set_search_threads
+from index.gallery import Gallery, GalleryError, GalleryItem, LatentProjection, latent_projection
+from models.base import Autoencoder
+from models.checkpoints import ModelRecord, load_model
+from models.data.preprocessing import DecodeLimits
+from models.errors import AeseekError, NotFoundError, NotReadyError
+
+logger = logging.getLogger("aeseek")
+
+LOADED_MODELS = 4
+# Uploads up to this many pixels are decoded on the event loop (a 28x28 PNG takes ~0.1 ms).
+INLINE_DECODE_PIXELS = 128 * 128
+
+
+def configure_threads(settings: Settings) -> None:
+    """Thread counts for query-time work (see the README's performance notes)."""
+    torch.set_num_threads(settings.torch_threads)
+    set_search_threads(settings.faiss_threads)
+
+
+class Runtime:
+    """The service's state; one per app, created by the lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.workspace = Workspace(settings.data_dir, settings.mnist_source)
+        self.limits = DecodeLimits(max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_bytes)
+        self.search: SearchService | None = None
+        self.not_ready_reason: str | None = "starting"
+        self._activation = threading.Lock()
+        self._models: OrderedDict[str, tuple[Autoencoder, ModelRecord]] = OrderedDict()
+        self._models_lock = threading.Lock()
+        self._projections: dict[tuple[str, int], LatentProjection] = {}
+        self.batcher: MicroBatcher | None = None
+
+    def start_batching(self) -> None:
+        """Start the micro-batcher when the settings ask for it."""
+        if self.settings.batching and self.batcher is None:
+            self.batcher = MicroBatcher(
+                self.require_search, self.settings.batch_max_size, self.settings.batch_max_wait_ms
+            )
+
+    def stop_batching(self) -> None:
+        """Stop the micro-batcher after the queries it holds."""
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
+
+    async def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
+        """Search with an upload: decode and preprocess it, then encode and search, timing each stage.
+
+        Small images (the usual query) are decoded and preprocessed right here on the event
+        loop, which costs less than a hop to a worker thread; larger ones go to a worker thread
+        so that the loop never stalls on a big decode. Encoding and search happen in the
+        micro-batcher's thread when it runs (unfiltered queries), else in a worker thread;
+        torch and FAISS release the GIL while they compute.
+        """
+        service = self.require_search()
+        started = time.perf_counter()
+        image = service.open(data)
+        if image.width * image.height <= INLINE_DECODE_PIXELS:
+            prepared = service.prepare_opened(image, started)
+        else:
+            prepared = await asyncio.to_thread(service.prepare_opened, image, started)
+        if self.batcher is None or label is not None:
+            [outcome] = await asyncio.to_thread(service.search_images, [prepared.query], k, label)
+            return outcome.after(prepared.timings_ms)
+        submitted = time.perf_counter()
+        outcome = await self.batcher.submit_async(prepared.query, k)
+        computed = outcome.timings_ms["encode"] + outcome.timings_ms["search"]
+        waited = (time.perf_counter() - submitted) * 1000.0 - computed
+        return outcome.after(prepared.timings_ms, queue=max(waited, 0.0))
+
+    def load_active(self) -> None:
+        """Load the active model and its gallery; on failure stay not-ready with the reason."""
+        for path in self.workspace.sweep_temporary_files():
+            logger.warning("removed %s, left by an interrupted write", path)
+        try:
+            model, record, gallery = self.workspace.load_active()
+        except AeseekError as error:
+            self.not_ready_reason = str(error)
+            logger.warning("not ready: %s", error)
+            return
+        self._remember(record.version, model, record)
+        self.search = SearchService(Snapshot.of(model, record, gallery), self.limits)
+        self.not_ready_reason = None
+        logger.info("loaded model %s (%s) and a gallery of %d images", record.version, record.variant, len(gallery))
+
+    def require_search(self) -> SearchService:
+        """The search service, or NotReadyError saying why there is none yet."""
+        if self.search is None:
+            raise NotReadyError(self.not_ready_reason or "no model and gallery loaded yet")
+        return self.search
+
+    def model(self, version: str) -> tuple[Autoencoder, ModelRecord]:
+        """A trained model by version, loaded once and kept among the last few used."""
+        if not version.isalnum() or not (self.workspace.models_dir / version / "model.json").is_file():
+            raise NotFoundError(f"no trained model with version {version!r}; see GET /api/v1/models")
+        with self._models_lock:
+            if version in self._models:
+                self._models.move_to_end(version)
+                return self._models[version]
+        model, record = load_model(self.workspace.models_dir / version)
+        self._remember(version, model, record)
+        return model, record
+
+    def _active_gallery_dir(self) -> Path:
+        pointer = self.workspace.active()
+        if pointer is None:
+            raise NotReadyError("no active gallery")
+        return self.workspace.root / pointer.gallery_dir
+
+    def add_to_gallery(
+        self, uploads: list[bytes], labels: list[int], metadata: list[dict[str, Any] | None]
+    ) -> list[GalleryItem]:
+        """Preprocess and encode uploads, add them to the active gallery, save it, swap it in."""
+        with self._activation:  # one change at a time, never during an activation
+            service = self.require_search()
+            snapshot = service.snapshot
+            queries = np.stack([service.prepare_upload(data).query for data in uploads])  # a bad file: nothing added
+            codes = snapshot.embed(torch.from_numpy(queries)).numpy()
+            gallery = snapshot.gallery.with_added(codes, labels, queries, metadata)
+            gallery.save(self._active_gallery_dir())
+            service.swap(replace(snapshot, gallery=gallery))
+            return gallery.items[-len(uploads) :]
+
+    def remove_from_gallery(self, item_id: int) -> None:
+        """Remove one item from the active gallery, save it, swap it in."""
+        with self._activation:
+            service = self.require_search()
+            snapshot = service.snapshot
+            if snapshot.gallery.item(item_id) is None:
+                raise NotFoundError(f"no gallery item with id {item_id}")
+            gallery = snapshot.gallery.without(item_id)
+            gallery.save(self._active_gallery_dir())
+            service.swap(replace(snapshot, gallery=gallery))
+
+    def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
+        """The 2-D PCA of a snapshot's gallery codes, computed once per gallery."""
+        key = (snapshot.record.version, id(snapshot.gallery))
+        with self._models_lock:
+            cached = self._projections.get(key)
+        if cached is None:
+            gallery = snapshot.gallery
+            cached = latent_projection(gallery.index.vectors(np.array([item.id for item in gallery.items])))
+            with self._models_lock:
+                self._projections = {key: cached}  # only the newest gallery's map is kept
+        return cached
+
+    def _remember(self, version: str, model: Autoencoder, record: ModelRecord) -> None:
+        with self._models_lock:
+            self._models[version] = (model, record)
+            while len(self._models) > LOADED_MODELS:
+                self._models.popitem(last=False)
+
+    def activate(self, version: str) -> Snapshot:
+        """Answer searches with `version`: reuse or build its gallery, then swap atomically.
+
+        Searches in flight finish on the old snapshot; activations run one at a time.
+        """
+        with self._activation:
+            model, record = self.model(version)
+            gallery_dir = self.workspace.galleries_dir / f"{version}-{self.settings.gallery}"
+            spec = index_spec(self.settings)
+            current = self.search.snapshot.gallery if self.search is not None else None
+            try:
+                gallery = Gallery.load(gallery_dir, expected_model_version=version)
+                if gallery.manifest.index_kind != spec.kind:
+                    raise GalleryError(f"the saved gallery is {gallery.manifest.index_kind}, {spec.kind} is asked for")
+                if current is not None and [i.id for i in gallery.items] != [i.id for i in current.items]:
+                    raise GalleryError("the saved gallery's items differ from the gallery being served")
+            except GalleryError:
+                source = (current.images, current.items) if current is not None else None
+                gallery_dir = self.workspace.build_gallery(version, self.settings.gallery, spec=spec, source=source)
+                gallery = Gallery.load(gallery_dir, expected_model_version=version)
+            self.workspace.activate(version, gallery_dir)
+            snapshot = Snapshot.of(model, record, gallery)
+            if self.search is None:
+                self.search = SearchService(snapshot, self.limits)
+            else:
+                self.search.swap(snapshot)
+            self.not_ready_reason = None
+            logger.info("activated model %s (%s)", version, record.variant)
+            return snapshot

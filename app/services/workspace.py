@@ -1,0 +1,231 @@
+"""The data directory and the steps the CLI and the service share: train, index, activate.
+
+<root>/mnist/                     official IDX files (cached from whichever source)
+<root>/models/<version>/          trained models (see models.checkpoints)
+<root>/runs/<run>/                resumable training state of a run
+<root>/galleries/<version>-<g>/   galleries (see index.gallery)
+<root>/active.json                the model and gallery the service answers with
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from index.backend import IndexSpec
+from index.gallery import Gallery, GalleryItem, ModelMismatchError, read_manifest
+from models.base import Autoencoder, AutoencoderConfig
+from models.checkpoints import ModelRecord, load_model, save_model
+from models.data.mnist import MnistSplit, Source, Split, load_mnist
+from models.errors import AeseekError
+from models.registry import build_model
+from models.storage import atomic_write_json
+from models.training.trainer import ProgressCallback, train
+
+GalleryChoice = Literal["train", "test", "both"]
+GALLERY_SPLITS: dict[GalleryChoice, tuple[Split, ...]] = {
+    "train": ("train",),
+    "test": ("test",),
+    "both": ("train", "test"),
+}
+EMBED_BATCH = 1024
+KEPT_ACTIVATIONS = 5
+logger = logging.getLogger("aeseek")
+
+
+class NotReadyError(AeseekError):
+    """No active model or gallery yet."""
+
+
+@dataclass(frozen=True)
+class ActivePointer:
+    """Which model version and gallery directory the service uses."""
+
+    model_version: str
+    gallery_dir: str
+
+
+def embed_images(model: Autoencoder, images: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Codes (N, code_dim) float32 of uint8 images (N, 28, 28), in batches."""
+    codes = []
+    for start in range(0, len(images), EMBED_BATCH):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + EMBED_BATCH]))
+        codes.append(model.embed(batch).numpy())
+        if on_batch is not None:
+            on_batch(len(batch))
+    return np.concatenate(codes) if codes else np.zeros((0, model.config.code_dim), dtype=np.float32)
+
+
+class Workspace:
+    """One aeseek data directory."""
+
+    def __init__(self, root: Path, mnist_source: Source = "auto") -> None:
+        self.root = root
+        self.mnist_source: Source = mnist_source
+        self._splits: dict[Split, MnistSplit] = {}
+
+    @cached_property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @cached_property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @cached_property
+    def galleries_dir(self) -> Path:
+        return self.root / "galleries"
+
+    @cached_property
+    def active_file(self) -> Path:
+        return self.root / "active.json"
+
+    def split(self, name: Split) -> MnistSplit:
+        """An MNIST split, loaded once per workspace."""
+        if name not in self._splits:
+            self._splits[name] = load_mnist(name, self.root, self.mnist_source)
+        return self._splits[name]
+
+    def train(
+        self,
+        config: AutoencoderConfig,
+        *,
+        on_progress: ProgressCallback | None = None,
+        run_name: str | None = None,
+        max_steps: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ModelRecord:
+        """Train a model on the training split and save it; a named run resumes where it stopped."""
+        images = self.split("train").images
+        if config.training.train_subset is not None:
+            images = images[: config.training.train_subset]
+        model = build_model(config)
+        torch.manual_seed(config.training.seed)
+        state_dir = self.runs_dir / run_name if run_name else None
+        result = train(
+            model,
+            torch.from_numpy(images),
+            on_progress=on_progress,
+            state_dir=state_dir,
+            should_stop=should_stop,
+            max_steps=max_steps,
+        )
+        return save_model(model, self.models_dir, history=result.as_dict())
+
+    def gallery_source(self, choice: GalleryChoice) -> tuple[np.ndarray, list[GalleryItem]]:
+        """Images and metadata of a gallery made of MNIST splits; ids are consecutive from 0."""
+        images: list[np.ndarray] = []
+        items: list[GalleryItem] = []
+        for split_name in GALLERY_SPLITS[choice]:
+            split = self.split(split_name)
+            first = len(items)
+            items.extend(
+                GalleryItem(first + i, split_name, i, int(label)) for i, label in enumerate(split.labels.tolist())
+            )
+            images.append(split.images)
+        return np.concatenate(images), items
+
+    def build_gallery(
+        self,
+        version: str,
+        choice: GalleryChoice = "train",
+        on_batch: Callable[[int], None] | None = None,
+        spec: IndexSpec | None = None,
+        source: tuple[np.ndarray, list[GalleryItem]] | None = None,
+    ) -> Path:
+        """Embed a gallery with a saved model and write it in an index of `spec`'s kind; returns its directory.
+
+        The images are the MNIST splits of `choice`, or `source` (the images and items of a gallery
+        that has grown or shrunk through the API, so a new model keeps them)."""
+        model, record = load_model(self.models_dir / version)
+        images, items = source if source is not None else self.gallery_source(choice)
+        codes = embed_images(model, images, on_batch)
+        gallery = Gallery.build(
+            codes, items, images, model_version=record.version, model_variant=record.variant, gallery=choice, spec=spec
+        )
+        directory = self.galleries_dir / f"{version}-{choice}"
+        gallery.save(directory)
+        return directory
+
+    def activate(self, version: str, gallery_dir: Path) -> None:
+        """Point the service at a model and its gallery (one atomic write); earlier ones are kept as fallbacks."""
+        pointer = {"model_version": version, "gallery_dir": str(gallery_dir.relative_to(self.root))}
+        earlier = [p for p in self._pointers() if p != pointer][: KEPT_ACTIVATIONS - 1]
+        atomic_write_json(self.active_file, {**pointer, "at": time.time(), "previous": earlier})
+
+    def _pointers(self) -> list[dict[str, str]]:
+        if not self.active_file.is_file():
+            return []
+        try:
+            raw = json.loads(self.active_file.read_text())
+        except ValueError as error:
+            raise NotReadyError(f"{self.active_file} is not valid JSON ({error})") from error
+        current = {"model_version": raw["model_version"], "gallery_dir": raw["gallery_dir"]}
+        return [current, *raw.get("previous", [])]
+
+    def active(self) -> ActivePointer | None:
+        """The active model and gallery, or None before the first activation."""
+        pointers = self._pointers()
+        return ActivePointer(**pointers[0]) if pointers else None
+
+    def load_active(self) -> tuple[Autoencoder, ModelRecord, Gallery]:
+        """The active model and its gallery, checked to belong together.
+
+        A corrupt or partial model or gallery is reported and skipped: the previous
+        activation that loads cleanly is used instead. A gallery built by another model
+        version is a configuration error and is refused, not skipped.
+        """
+        pointers = self._pointers()
+        if not pointers:
+            raise NotReadyError("no active model; run `aeseek train conv` and `aeseek index build`, or `aeseek serve`")
+        problems = []
+        for raw in pointers:
+            pointer = ActivePointer(**raw)
+            try:
+                model, record = load_model(self.models_dir / pointer.model_version)
+                gallery = Gallery.load(self.root / pointer.gallery_dir, expected_model_version=record.version)
+            except ModelMismatchError:
+                raise
+            except AeseekError as error:
+                logger.error("skipping activation %s: %s", pointer.model_version, error)
+                problems.append(f"{pointer.model_version}: {error}")
+                continue
+            if problems:
+                logger.warning("serving the last good activation %s instead", pointer.model_version)
+            return model, record, gallery
+        raise NotReadyError("no activation loads cleanly: " + "; ".join(problems))
+
+    def active_mismatch(self) -> str | None:
+        """Why the active gallery does not belong to the active model, or None (reads manifests only)."""
+        pointer = self.active()
+        if pointer is None:
+            return None
+        try:
+            manifest = read_manifest(self.root / pointer.gallery_dir)
+        except AeseekError:
+            return None  # missing or corrupt: reported (and skipped) when the service loads
+        if manifest.model_version == pointer.model_version:
+            return None
+        return (
+            f"the active gallery {pointer.gallery_dir} was built with model {manifest.model_version}, but the "
+            f"active model is {pointer.model_version}; run `aeseek index build --model {pointer.model_version}`"
+        )
+
+    def sweep_temporary_files(self, older_than_s: float = 60.0) -> list[Path]:
+        """Delete temporary files left by writes that were killed before their rename."""
+        removed = []
+        cutoff = time.time() - older_than_s
+        for path in self.root.rglob(".*.tmp"):
+            if path.is_file() and path.stat().st_mtime <= cutoff:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed

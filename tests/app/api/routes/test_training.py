@@ -1,0 +1,46 @@
+"""Training over HTTP: real jobs in the real worker process, on a few hundred MNIST images."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.helpers import JOBS_AUTH, JOBS_KEY, TINY_CONV, serving_settings
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"variant": "fancy"}, "variant"),
+        ({"variant": "l2", "l2_lambda": -1}, "l2_lambda"),
+        ({"variant": "conv", "code_dim": 0}, "code_dim"),
+        ({"variant": "conv", "colour": "red"}, "colour"),
+        ({"variant": "vae", "training": {"epochs": 0}}, "epochs"),
+        ({}, "variant"),
+    ],
+)
+def test_bad_configs_are_422_naming_the_field(jobs_client: TestClient, body: dict[str, Any], field: str) -> None:
+    response = jobs_client.post("/api/v1/train", json=body)
+    assert response.status_code == 422
+    assert field in response.json()["message"]
+
+
+def test_malformed_json_is_422(jobs_client: TestClient) -> None:
+    response = jobs_client.post("/api/v1/train", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["code"] == "validation_error"
+
+
+def test_queue_limit(jobs_root: Path) -> None:
+    settings = serving_settings(jobs_root, jobs_enabled=True, api_keys=JOBS_KEY).model_copy(
+        update={"max_queued_jobs": 1, "jobs_enabled": True}
+    )
+    with TestClient(create_app(settings), headers=JOBS_AUTH) as limited:
+        long = {**TINY_CONV, "training": {"epochs": 500}}
+        first, second, third = (limited.post("/api/v1/train", json=long) for _ in range(3))
+        statuses = [first.status_code, second.status_code, third.status_code]
+        assert 429 in statuses and statuses[0] == 202
+        for response in (first, second, third):
+            if response.status_code == 202:
+                limited.delete(f"/api/v1/jobs/{response.json()['id']}")

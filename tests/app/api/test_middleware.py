@@ -1,0 +1,76 @@
+"""The bad-input corpus against the real service: a clear 4xx each, and the server keeps serving."""
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.helpers import png_of
+
+
+def test_huge_upload_is_refused_from_its_declared_length(client: TestClient) -> None:
+    # Over the 2 MiB test limit: refused from Content-Length, before the body is parsed.
+    response = client.post("/api/v1/search", files={"file": ("big.png", b"\x00" * (5 * 1024 * 1024), "image/png")})
+    assert response.status_code == 413 and response.json()["code"] == "upload_too_large", response.text
+
+
+def test_streamed_upload_without_length_is_cut_off(client: TestClient) -> None:
+    def chunks():  # no Content-Length: chunked transfer
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="q.png"\r\n\r\n'
+        for _ in range(64):
+            yield b"\x00" * 65536
+        yield b"\r\n--b--\r\n"
+
+    response = client.post(
+        "/api/v1/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 413 and response.json()["code"] == "upload_too_large", response.text
+
+
+def test_request_ids_timing_headers_and_metrics(client: TestClient, train_images: np.ndarray) -> None:
+    response = client.post(
+        "/api/v1/search", files={"file": ("q.png", png_of(train_images[2]))}, headers={"X-Request-ID": "abc-123"}
+    )
+    assert response.headers["x-request-id"] == "abc-123"
+    assert float(response.headers["x-response-time-ms"]) > 0
+    stages = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
+    assert {"decode", "preprocess", "encode", "search"} <= set(stages)
+    generated = client.get("/api/v1/health", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
+    assert generated != "bad id with spaces" and len(generated) == 32
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'aeseek_requests_total{method="POST",route="/api/v1/search",status="200"}' in text
+    assert 'aeseek_search_stage_seconds_count{stage="encode"}' in text
+    assert "aeseek_gallery_size 600.0" in text
+    assert 'aeseek_active_model_info{variant="conv"' in text
+
+
+def test_cors_is_off_by_default_and_configurable(make_client) -> None:
+    origin = {"Origin": "https://example.org"}
+    assert "access-control-allow-origin" not in make_client().get("/api/v1/health", headers=origin).headers
+    allowed = make_client(cors_origins="https://example.org").get("/api/v1/health", headers=origin)
+    assert allowed.headers["access-control-allow-origin"] == "https://example.org"
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_slow_requests_time_out_with_504(
+    make_client, monkeypatch: pytest.MonkeyPatch, full_mnist: dict, batching: bool
+) -> None:
+    import time
+
+    from app.services.search import SearchService
+
+    client = make_client(request_timeout_s=0.2, batching=batching)
+    digit = png_of(full_mnist["train"].images[0])
+    original = SearchService.search_images
+
+    def slow(self: SearchService, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SearchService, "search_images", slow)
+    response = client.post("/api/v1/search", files={"file": ("a.png", digit)})
+    assert response.status_code == 504 and "AESEEK_REQUEST_TIMEOUT_S" in response.json()["message"]
+    monkeypatch.setattr(SearchService, "search_images", original)
+    time.sleep(1.0)  # the abandoned search finishes; the next one is answered normally
+    assert client.post("/api/v1/search", files={"file": ("a.png", digit)}).status_code == 200

@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.data.mnist import MnistSplit
+from models.data.preprocessing import DecodeLimits, decode_image, to_grayscale, to_mnist
+from models.errors import CorruptImageError, EmptyUploadError, ImageTooLargeError, NoInkError, UnsupportedImageError
+from tests.helpers import bomb_png, encode, paper_scan, preprocess
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+@pytest.fixture(scope="module")
+def digit(full_mnist: dict[str, MnistSplit]) -> np.ndarray:
+    return full_mnist["test"].images[0].copy()  # a 7
+
+
+def test_mnist_images_come_back_almost_unchanged(full_mnist: dict[str, MnistSplit]) -> None:
+    images = full_mnist["train"].images[:300]
+    diffs = [np.abs(to_mnist(image.astype(np.float32)).astype(int) - image).mean() for image in images]
+    assert np.mean([d == 0 for d in diffs]) > 0.7
+    assert np.mean(diffs) < 0.5
+
+
+def test_dark_ink_on_light_paper_at_any_size_is_normalised(digit: np.ndarray) -> None:
+    for fmt in ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF"):
+        result = preprocess(encode(paper_scan(digit).convert("RGB"), fmt))
+        assert result.shape == (28, 28) and result.dtype == np.uint8
+        assert correlation(result, digit) > 0.85, fmt
+
+
+def test_ink_fits_a_20_pixel_box_centred_by_mass(digit: np.ndarray) -> None:
+    result = preprocess(encode(paper_scan(digit, 500)))
+    rows, cols = np.nonzero(result > 25)
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 21
+    mass = result.astype(float)
+    centre = (mass.sum(1) @ np.arange(28) / mass.sum(), mass.sum(0) @ np.arange(28) / mass.sum())
+    assert centre == pytest.approx((14.0, 14.0), abs=0.6)
+
+
+def test_transparent_background_is_flattened_onto_white(digit: np.ndarray) -> None:
+    rgba = Image.new("RGBA", (112, 112), (0, 0, 0, 0))
+    ink = Image.fromarray(digit).resize((112, 112))
+    # Black ink whose alpha is the stroke: on white it reads as dark ink on paper.
+    rgba.putalpha(ink)
+    assert correlation(preprocess(encode(rgba)), digit) > 0.85
+
+
+def test_palette_with_transparency_and_16_bit(digit: np.ndarray) -> None:
+    palette = paper_scan(digit).convert("P")
+    palette.info["transparency"] = 255
+    assert correlation(preprocess(encode(palette, transparency=0)), digit) > 0.6
+    sixteen = Image.fromarray(digit.astype(np.uint16) * 257)
+    assert sixteen.mode == "I;16"
+    assert correlation(preprocess(encode(sixteen)), digit) > 0.95
+
+
+def test_exif_rotation_is_undone(digit: np.ndarray) -> None:
+    upright = paper_scan(digit).convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # as a sideways camera stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": undoes ROTATE_90 (counter-clockwise)
+    data = encode(stored, "JPEG", exif=exif.tobytes(), quality=95)
+    assert correlation(preprocess(data), digit) > 0.85
+
+
+def test_cmyk_jpeg_and_animated_gif_first_frame(digit: np.ndarray) -> None:
+    cmyk = paper_scan(digit).convert("CMYK")
+    assert correlation(preprocess(encode(cmyk, "JPEG")), digit) > 0.85
+    frames = [paper_scan(digit).convert("P"), Image.new("P", (560, 420), 0)]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert correlation(preprocess(gif), digit) > 0.85
+
+
+@pytest.mark.parametrize("value", [0, 255, 128])
+def test_constant_images_have_no_ink(value: int) -> None:
+    with pytest.raises(NoInkError, match="no ink"):
+        preprocess(encode(Image.new("L", (50, 50), value)))
+
+
+def test_one_pixel_image_is_a_blank_query() -> None:
+    with pytest.raises(NoInkError):
+        preprocess(encode(Image.new("L", (1, 1), 0)))
+
+
+def test_a_single_ink_dot_is_centred() -> None:
+    dot = np.zeros((9, 9), dtype=np.uint8)
+    dot[2, 6] = 255
+    result = preprocess(encode(Image.fromarray(dot)))
+    assert result.shape == (28, 28) and result[14, 14] > 0
+
+
+def test_empty_text_and_truncated_uploads() -> None:
+    with pytest.raises(EmptyUploadError):
+        decode_image(b"")
+    with pytest.raises(UnsupportedImageError, match="not a recognised image"):
+        decode_image(b"<html><body>hello</body></html>")
+    png = encode(Image.new("L", (64, 64), 200))
+    with pytest.raises(CorruptImageError):
+        decode_image(png[: len(png) // 2])
+
+
+def test_decompression_bomb_is_refused_from_its_header() -> None:
+    with pytest.raises(ImageTooLargeError, match="2,500,000,000 pixels; the limit is 16,777,216 pixels"):
+        decode_image(bomb_png(50_000, 50_000))
+    # Under Pillow's own guard but over ours: our check, on the header, before decoding.
+    with pytest.raises(ImageTooLargeError, match="5000x5000 pixels; the limit is 16,777,216 pixels"):
+        decode_image(bomb_png(5_000, 5_000))
+
+
+def test_pixel_limit_is_configurable() -> None:
+    with pytest.raises(ImageTooLargeError, match="the limit is 100 pixels"):
+        decode_image(encode(Image.new("L", (20, 20))), DecodeLimits(max_pixels=100))
+
+
+def test_grayscale_keeps_orientation_and_levels() -> None:
+    gradient = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (4, 1))
+    gray = to_grayscale(Image.fromarray(gradient))
+    assert np.array_equal(gray, gradient.astype(np.float32))
+
+
+def test_preprocessing_output_is_pinned(full_mnist: dict[str, MnistSplit]) -> None:
+    # The bytes the model sees for 600 uploads (MNIST digits as they are, and inverted, resized
+    # RGB copies), pinned so that speed work on the preprocessing cannot change what it does.
+    import hashlib
+
+    digest = hashlib.sha256()
+    for image in full_mnist["test"].images[:300]:
+        for picture in (Image.fromarray(image), Image.fromarray(255 - image).resize((93, 93)).convert("RGB")):
+            digest.update(to_mnist(to_grayscale(picture)).tobytes())
+    assert digest.hexdigest() == "05a45a36e7c9d4d21582dd5d287a08981cd7813bbdc538545b5721763ea1a81c"
