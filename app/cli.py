@@ -13,15 +13,15 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.observability import configure_logging
 from app.progress import TrainingBar
 from app.services.evaluation import evaluate_and_record, format_table
+from app.services.observability import configure_logging
 from app.services.workspace import Workspace
 from app.settings import Settings, get_settings, index_spec
 from index.backend import IndexSpec
 from models.base import AutoencoderConfig
 from models.checkpoints import list_models
-from models.errors import AeseekError
+from models.errors import AeseekError, InvalidRequestError, NotFoundError
 from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, config_from_dict, default_config
 from models.summary import describe
 
@@ -50,7 +50,7 @@ def build_config(args: argparse.Namespace) -> AutoencoderConfig:
     for pair in args.set or []:
         key, separator, value = pair.partition("=")
         if not separator:
-            raise AeseekError(f"--set expects key=value, got {pair!r}")
+            raise InvalidRequestError(f"--set expects key=value, got {pair!r}")
         _set_dotted(raw, key, _parse_value(value))
     for flag in TRAINING_FLAGS:
         value = getattr(args, flag)
@@ -106,7 +106,7 @@ def _resolve_version(workspace: Workspace, version: str | None) -> str:
         return active.model_version
     records = list_models(workspace.models_dir)
     if not records:
-        raise AeseekError("no trained model; run `aeseek train conv` first")
+        raise NotFoundError("no trained model; run `aeseek train conv` first")
     return records[0].version
 
 

@@ -16,8 +16,8 @@ from app.api.middleware import BodySizeLimit, RequestContext, RequestTimeout
 from app.api.openapi import install_openapi
 from app.api.router import api_router, site_router
 from app.api.routes.web import mount_static
-from app.observability import Metrics
 from app.services.jobs.manager import JobManager
+from app.services.observability import Metrics
 from app.services.runtime import Runtime, configure_threads
 from app.settings import Settings, get_settings
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 
-from app.observability import Metrics
 from app.services.jobs.manager import JobManager, JobsDisabledError
+from app.services.observability import Metrics
 from app.services.runtime import Runtime
 from app.services.search import SearchService
 from app.settings import Settings
@@ -48,11 +48,8 @@ async def get_job_manager(request: Request) -> JobManager:
     return jobs
 
 
-async def get_k(
-    request: Request, k: Annotated[int, Query(ge=1, description="How many neighbours to return.")] = 10
-) -> int:
-    """The number of neighbours asked for, within AESEEK_MAX_K (the one source of that limit)."""
-    settings: Settings = request.app.state.settings
+def within_max_k(k: int, settings: Settings) -> int:
+    """`k` itself, or a 422 when it is over AESEEK_MAX_K (the one source of that limit; see app/api/openapi.py)."""
     if k > settings.max_k:
         raise InvalidRequestError(f"k={k} is over the limit of {settings.max_k} (AESEEK_MAX_K)")
     return k
@@ -63,4 +60,3 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SearchServiceDep = Annotated[SearchService, Depends(get_search_service)]
 JobManagerDep = Annotated[JobManager, Depends(get_job_manager)]
-KDep = Annotated[int, Depends(get_k)]

@@ -12,7 +12,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
-from app.observability import Metrics, request_id_var
+from app.services.observability import Metrics, request_id_var
 from models.errors import ErrorCode
 
 access_logger = logging.getLogger("aeseek.access")

@@ -26,7 +26,7 @@ from index.gallery import Gallery, GalleryItem, ModelMismatchError, read_manifes
 from models.base import Autoencoder, AutoencoderConfig
 from models.checkpoints import ModelRecord, load_model, save_model
 from models.data.mnist import MnistSplit, Source, Split, load_mnist
-from models.errors import AeseekError
+from models.errors import AeseekError, NotReadyError
 from models.registry import build_model
 from models.storage import atomic_write_json
 from models.training.trainer import ProgressCallback, train
@@ -40,10 +40,6 @@ GALLERY_SPLITS: dict[GalleryChoice, tuple[Split, ...]] = {
 EMBED_BATCH = 1024
 KEPT_ACTIVATIONS = 5
 logger = logging.getLogger("aeseek")
-
-
-class NotReadyError(AeseekError):
-    """No active model or gallery yet."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ def test_json_logs_carry_the_request_id() -> None:
     import json
     import logging
 
-    from app.observability import JsonFormatter, request_id_var
+    from app.services.observability import JsonFormatter, request_id_var
 
     token = request_id_var.set("req-42")
     try:

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from app.api.deps import KDep, RuntimeDep, SearchServiceDep, SettingsDep
+from app.api.deps import RuntimeDep, SearchServiceDep, SettingsDep, within_max_k
 from app.api.errors import ERROR_RESPONSES
-from app.api.params import ItemId, LabelFilter
+from app.api.params import ItemId, LabelFilter, OtherNeighbourCount
 from app.api.schemas import GalleryItemList, GalleryItemPublic, ModelRef, SearchResponse, results_of
 from app.api.security import WRITE_OPERATION, require_write_access
 from app.api.uploads import read_upload
@@ -64,12 +64,14 @@ def get_gallery_image(
 def get_gallery_neighbours(
     item_id: ItemId,
     service: SearchServiceDep,
-    k: KDep,
+    settings: SettingsDep,
+    k: OtherNeighbourCount = 10,
     label: LabelFilter = None,
 ) -> SearchResponse:
     """The k nearest other gallery items of a gallery item, from its stored code (no image is
     decoded or encoded)."""
     started = time.perf_counter()
+    within_max_k(k, settings)
     snapshot = service.snapshot
     gallery = snapshot.gallery
     code = gallery.code(item_id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
 from app.api.schemas import HealthResponse, ModelRef, ReadyResponse
 
@@ -17,11 +18,11 @@ async def get_health() -> HealthResponse:
 
 
 @router.get("/ready", response_model=ReadyResponse, responses={503: ERROR_RESPONSES[503]}, summary="Readiness probe")
-async def get_ready(request: Request) -> ReadyResponse:
+async def get_ready(runtime: RuntimeDep) -> ReadyResponse:
     """200 once a model and its gallery are loaded and searches can be answered, 503 before."""
-    snapshot = request.app.state.runtime.require_search().snapshot
+    snapshot = runtime.require_search().snapshot
     return ReadyResponse(
         status="ready",
-        model=ModelRef(version=snapshot.record.version, variant=snapshot.record.variant),
+        model=ModelRef.of(snapshot.record),
         gallery_size=len(snapshot.gallery),
     )

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
-from app.api.deps import KDep, MetricsDep, RuntimeDep, SearchServiceDep, SettingsDep
+from app.api.deps import MetricsDep, RuntimeDep, SearchServiceDep, SettingsDep, within_max_k
 from app.api.errors import ERROR_RESPONSES, status_of
-from app.api.params import LabelFilter
+from app.api.params import LabelFilter, NeighbourCount, NeighboursPerImage
 from app.api.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse, results_of
 from app.api.uploads import file_field_schema, read_file_field, read_upload
 from app.rendering.png import png_base64
@@ -37,7 +37,7 @@ async def search_by_image(
     runtime: RuntimeDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-    k: KDep,
+    k: NeighbourCount = 10,
     debug: Annotated[
         bool, Query(description="Also return the 28x28 image the model saw and its reconstruction.")
     ] = False,
@@ -50,6 +50,7 @@ async def search_by_image(
     # The hot path: the form is parsed without UploadFile spooling, concurrent queries share
     # one forward pass and one index call, and the response is serialised once by pydantic.
     started = time.perf_counter()
+    within_max_k(k, settings)
     data = await read_file_field(request, "file", settings.max_upload_bytes)
     outcome = await runtime.search_upload(data, k, label)
     response = SearchResponse(
@@ -89,13 +90,14 @@ def search_batch(
     settings: SettingsDep,
     metrics: MetricsDep,
     files: Annotated[list[UploadFile], File(description="Several images, each in a field named `files`.")],
-    k: KDep,
+    k: NeighboursPerImage = 10,
     label: LabelFilter = None,
 ) -> BatchSearchResponse:
     """Each file is decoded and preprocessed alone, so a bad one gets its own error (status and
     code as a single search would) without failing the others; the good ones are encoded in one
     forward pass and searched in one index call, all with the same model."""
     started = time.perf_counter()
+    within_max_k(k, settings)
     if len(files) > settings.max_batch_files:
         raise InvalidRequestError(
             f"{len(files)} files is over the limit of {settings.max_batch_files} per batch (AESEEK_MAX_BATCH_FILES)"

@@ -1,7 +1,55 @@
-"""The bad-input corpus against the real service: a clear 4xx each, and the server keeps serving."""
+"""One error format and one table of statuses: every domain error has a code, every code a status."""
+
+import importlib
+import json
+import pkgutil
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
+import app
+import index
+import models
+from app.api.errors import STATUS_BY_CODE
+from models.errors import AeseekError, ErrorCode
+from tests.helpers import serve
+
+
+def all_subclasses(base: type) -> set[type]:
+    found = set(base.__subclasses__())
+    return found.union(*(all_subclasses(cls) for cls in found))
+
+
+def domain_errors() -> set[type[AeseekError]]:
+    """Every AeseekError subclass in the code base (each module imported first)."""
+    for package in (models, index, app):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            importlib.import_module(module.name)
+    return all_subclasses(AeseekError)
+
+
+def test_every_domain_error_names_its_own_code() -> None:
+    errors = domain_errors()
+    assert len(errors) >= 20
+    for error in errors:
+        assert isinstance(error.code, ErrorCode), error
+        assert error.code is not ErrorCode.INTERNAL_ERROR, f"{error.__name__} has no code of its own"
+
+
+def test_every_code_has_one_status() -> None:
+    assert set(STATUS_BY_CODE) == set(ErrorCode)
+    assert all(400 <= status <= 599 for status in STATUS_BY_CODE.values())
+
+
+def test_a_corrupt_model_description_is_the_servers_fault(trained_copy: Path) -> None:
+    [model_dir] = (trained_copy / "models").iterdir()
+    description = json.loads((model_dir / "model.json").read_text())
+    (model_dir / "model.json").write_text(json.dumps({**description, "config": {"variant": "conv", "channels": "x"}}))
+    with serve(trained_copy) as client:
+        response = client.get(f"/api/v1/models/{model_dir.name}")
+    assert response.status_code == 500 and response.json()["code"] == "checkpoint_corrupt", response.text
+    assert "holds an invalid config" in response.json()["message"]
 
 
 @pytest.mark.parametrize(
