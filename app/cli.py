@@ -17,8 +17,8 @@ from app.progress import TrainingBar
 from app.services.evaluation import evaluate_and_record, format_table
 from app.services.observability import configure_logging
 from app.services.workspace import Workspace
-from app.settings import Settings, get_settings, index_spec
-from index.backend import IndexSpec
+from app.settings import Settings, get_settings, index_spec, reference_markdown
+from index.backend import INDEX_KINDS, IndexSpec
 from models.base import AutoencoderConfig
 from models.checkpoints import list_models
 from models.errors import AeseekError, InvalidRequestError, NotFoundError
@@ -26,6 +26,7 @@ from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, config_from_
 from models.summary import describe
 
 TRAINING_FLAGS = ("epochs", "batch_size", "lr", "seed", "train_subset")
+BENCHMARKS = ("variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index")
 
 
 def _parse_value(text: str) -> Any:
@@ -196,6 +197,14 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_settings(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print(reference_markdown(), end="")
+    else:  # the effective settings, keys left out
+        print(settings.model_dump_json(indent=2, exclude={"api_keys"}))
+    return 0
+
+
 def command_bench(args: argparse.Namespace, settings: Settings) -> int:
     from app.bench import assignments, index_scale, serve, training_speed, variants
     from app.bench.common import Bench
@@ -210,12 +219,10 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
         "train": training_speed.run_training_speed,
         "index": lambda bench: index_scale.run_index_scale(bench, args.max_size),
     }
+    assert set(benchmarks) == set(BENCHMARKS)
     benchmarks[args.benchmark](Bench(_workspace(settings), args.out, quick=args.quick))
     print(f"results in {args.out}", file=sys.stderr)
     return 0
-
-
-BENCHMARKS = ["variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -246,9 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--model", help="Model version (default: the active one, else the newest).")
     build.add_argument("--gallery", choices=["train", "test", "both"], help="MNIST splits (default: AESEEK_GALLERY).")
     build.add_argument("--no-activate", action="store_true", help="Write the index without activating it.")
-    build.add_argument(
-        "--index", choices=["Flat", "IVF", "HNSW", "IVFPQ"], help="Index type (default: AESEEK_INDEX_KIND)."
-    )
+    build.add_argument("--index", choices=INDEX_KINDS, help="Index type (default: AESEEK_INDEX_KIND).")
     build.set_defaults(handler=command_index_build)
 
     evaluate = commands.add_parser(
@@ -273,14 +278,16 @@ def _parser() -> argparse.ArgumentParser:
     activate.set_defaults(handler=command_models_activate)
 
     bench = commands.add_parser("bench", help="Measure: variants, chapter assignments.", formatter_class=formatter)
-    bench.add_argument(
-        "benchmark", choices=["variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index"]
-    )
+    bench.add_argument("benchmark", choices=BENCHMARKS)
     bench.add_argument("--out", type=Path, default=Path("docs/results"), help="Where results are written.")
     bench.add_argument("--quick", action="store_true", help="A smoke run: 1 epoch on 512 images.")
     bench.add_argument("--only", help="variants: a comma-separated subset.")
     bench.add_argument("--max-size", type=int, help="index: largest gallery (default: all of 60k, 1M, 10M).")
     bench.set_defaults(handler=command_bench)
+
+    settings_parser = commands.add_parser("settings", help="Show the effective settings (AESEEK_* variables).")
+    settings_parser.add_argument("--markdown", action="store_true", help="Print the configuration reference instead.")
+    settings_parser.set_defaults(handler=command_settings)
 
     serve = commands.add_parser("serve", help="Serve the HTTP API (trains and indexes on first start).")
     serve.add_argument("--host", help="Bind address (default: AESEEK_HOST).")

