@@ -14,7 +14,8 @@ def test_bench_index_quick(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) 
     document = bench_results(out, "index")
     kinds = {(row["size"], row["kind"]) for row in document["rows"]}
     assert {(600, "Flat"), (600, "IVF"), (4000, "HNSW"), (4000, "IVFPQ")} <= kinds
-    assert all(0 <= row["recall_at_10"] <= 1 and row["batched_qps"] > 0 for row in document["rows"])
+    # Approximate indexes find most of the exact top 10; a random ranking would find 10/size of them.
+    assert all(row["recall_at_10"] > 0.8 and row["batched_qps"] > 0 for row in document["rows"])
     assert [row["recall_at_10"] for row in document["rows"] if row["kind"] == "Flat"] == [1.0, 1.0]
 
 

@@ -17,6 +17,7 @@ def loads(tmp_path: Path, body: bytes) -> list:
     return found
 
 
+@pytest.mark.slow
 def test_bench_serve_and_train(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
     root = trained_copy

@@ -73,6 +73,7 @@ def test_serve_refuses_a_gallery_of_another_model(
     assert "refusing to start" in message and f"aeseek index build --model {first}" in message
 
 
+@pytest.mark.slow
 def test_killing_an_index_build_never_leaves_a_half_written_gallery(
     two_models: tuple[Path, str, str], full_mnist: dict[str, MnistSplit]
 ) -> None:

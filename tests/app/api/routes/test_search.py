@@ -50,7 +50,11 @@ def test_response_names_the_model_and_stage_timings(client: TestClient, train_im
     assert {"decode", "preprocess", "encode", "search"} <= set(body["timings_ms"])
     assert body["query_ms"] > 0
     assert len(body["results"]) == 10
-    assert all(0 < r["score"] <= 1 and 0 <= r["label"] <= 9 for r in body["results"])
+    # Scores fall as distances grow, and labels are the gallery items' own.
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+    labels = {r["id"]: r["label"] for r in body["results"]}
+    assert all(client.get(f"/api/v1/gallery/{i}").json()["label"] == label for i, label in labels.items())
 
 
 def test_a_paper_photo_of_a_digit_is_searchable(client: TestClient, train_images: np.ndarray) -> None:

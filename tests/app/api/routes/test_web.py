@@ -93,6 +93,7 @@ def test_draw_a_digit_and_search(browser_page) -> None:  # type: ignore[no-untyp
     page.screenshot(path=str(SHOTS / "search-drawing.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_start_and_watch_a_tiny_training_job(browser_page) -> None:  # type: ignore[no-untyped-def]
     page = browser_page
     page.fill("#api-key", KEY)
