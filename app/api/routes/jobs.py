@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.api.deps import JobManagerDep
 from app.api.errors import ERROR_RESPONSES
 from app.api.params import JobId
-from app.api.security import WRITE_OPERATION, require_write_access
+from app.api.security import WRITE_ROUTE
 from app.rendering.plots import curves_png
 from app.services.jobs.store import JobRecord
 
@@ -38,8 +38,7 @@ def get_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
 
 @router.delete(
     "/{job_id}",
-    dependencies=[Depends(require_write_access)],
-    openapi_extra=WRITE_OPERATION,
+    **WRITE_ROUTE,
     status_code=202,
     response_model=JobRecord,
     responses=ERROR_RESPONSES,
@@ -52,8 +51,7 @@ def cancel_job(job_id: JobId, jobs: JobManagerDep) -> JobRecord:
 
 @router.post(
     "/{job_id}/resume",
-    dependencies=[Depends(require_write_access)],
-    openapi_extra=WRITE_OPERATION,
+    **WRITE_ROUTE,
     status_code=202,
     response_model=JobRecord,
     responses=ERROR_RESPONSES,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 from PIL import Image
 
@@ -16,7 +16,7 @@ from app.api.deps import RuntimeDep, SearchServiceDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES
 from app.api.params import Version
 from app.api.schemas import LatentMap, ModelList, ModelPublic, ModelRef
-from app.api.security import WRITE_OPERATION, require_write_access
+from app.api.security import WRITE_ROUTE
 from app.api.uploads import read_upload
 from app.rendering.plots import curves_png, scatter_png
 from app.rendering.png import grid_png, to_uint8
@@ -80,8 +80,7 @@ def get_trained_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
 @router.post(
     "/{version}/activate",
     tags=MODELS,
-    dependencies=[Depends(require_write_access)],
-    openapi_extra=WRITE_OPERATION,
+    **WRITE_ROUTE,
     response_model=ModelPublic,
     responses=ERROR_RESPONSES,
     summary="Activate a model",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 from pydantic import Field
 
 from app.api.deps import JobManagerDep
 from app.api.errors import ERROR_RESPONSES
-from app.api.security import WRITE_OPERATION, require_write_access
+from app.api.security import WRITE_ROUTE
 from app.services.jobs.store import JobRecord
 from models.base import AutoencoderConfig
 from models.registry import VARIANTS
@@ -37,8 +37,7 @@ EXAMPLES: dict[str, Any] = {
 
 @router.post(
     "/train",
-    dependencies=[Depends(require_write_access)],
-    openapi_extra=WRITE_OPERATION,
+    **WRITE_ROUTE,
     status_code=202,
     response_model=JobRecord,
     responses={422: ERROR_RESPONSES[422], 429: {"model": ERROR_RESPONSES[422]["model"], "description": "Queue full."}},

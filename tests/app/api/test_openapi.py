@@ -2,7 +2,7 @@
 
 Every operation gets generated requests, valid and not: no response may be a 5xx, and every
 response must match its documented status and schema. A longer run is a documented command:
-`AESEEK_FUZZ_EXAMPLES=500 .venv/bin/pytest tests/app/test_fuzz_openapi.py`.
+`AESEEK_FUZZ_EXAMPLES=500 .venv/bin/pytest tests/app/api/test_openapi.py`.
 
 (The schemathesis pytest plugin does not load under pytest 9 yet, so operations are
 iterated here and each is driven by hypothesis directly.)"""

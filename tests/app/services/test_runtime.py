@@ -1,0 +1,67 @@
+"""The runtime without HTTP: loading, searching through or around the micro-batcher, gallery changes."""
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.services.runtime import Runtime
+from models.errors import NotFoundError, NotReadyError
+from tests.helpers import png_of, serving_settings
+
+
+def started(root: Path, **overrides: object) -> Runtime:
+    runtime = Runtime(serving_settings(root, **overrides))
+    runtime.load_active()
+    runtime.start_batching()
+    return runtime
+
+
+def test_before_loading_it_says_why_it_cannot_search(tmp_path: Path) -> None:
+    runtime = Runtime(serving_settings(tmp_path))
+    with pytest.raises(NotReadyError, match="starting"):
+        runtime.require_search()
+    runtime.load_active()
+    with pytest.raises(NotReadyError, match="no active model"):
+        runtime.require_search()
+
+
+def test_batched_and_unbatched_searches_find_the_same_neighbours(trained_dir: Path, train_images: np.ndarray) -> None:
+    batched, alone = started(trained_dir), started(trained_dir, batching=False)
+    try:
+        uploads = [png_of(image) for image in train_images[:8]]
+
+        async def search_all(runtime: Runtime) -> list:
+            return await asyncio.gather(*(runtime.search_upload(data, 5) for data in uploads))
+
+        via_batcher, one_by_one = asyncio.run(search_all(batched)), asyncio.run(search_all(alone))
+    finally:
+        batched.stop_batching()
+    for first, second in zip(via_batcher, one_by_one, strict=True):
+        assert [n.item.id for n in first.neighbours] == [n.item.id for n in second.neighbours]
+        assert list(first.timings_ms) == ["decode", "preprocess", "encode", "search", "queue"]
+        assert list(second.timings_ms) == ["decode", "preprocess", "encode", "search"]
+    assert max(outcome.batch_size for outcome in via_batcher) > 1  # concurrent queries shared a batch
+    assert [outcome.neighbours[0].item.id for outcome in via_batcher] == list(range(8))
+
+
+def test_gallery_changes_are_saved_and_ids_are_not_reused(trained_copy: Path, train_images: np.ndarray) -> None:
+    runtime = started(trained_copy, batching=False)
+    size = len(runtime.require_search().snapshot.gallery)
+    [added] = runtime.add_to_gallery([png_of(train_images[3])], [5], [{"source": "test"}])
+    assert added.id == size and added.label == 5 and added.metadata == {"source": "test"}
+    runtime.remove_from_gallery(added.id)
+    with pytest.raises(NotFoundError):
+        runtime.remove_from_gallery(added.id)
+    [again] = runtime.add_to_gallery([png_of(train_images[4])], [4], [None])
+    assert again.id == size + 1
+    reloaded = started(trained_copy, batching=False).require_search().snapshot.gallery
+    assert len(reloaded) == size + 1 and reloaded.item(again.id) is not None and reloaded.item(added.id) is None
+
+
+def test_unknown_model_versions_are_not_found(trained_dir: Path) -> None:
+    runtime = Runtime(serving_settings(trained_dir))
+    for version in ("0123456789ab", "../../etc", ""):
+        with pytest.raises(NotFoundError):
+            runtime.model(version)
