@@ -10,6 +10,7 @@ of the field asked for. Every oversize upload is the same 413 `upload_too_large`
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +24,18 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 
+# A search form has one file field; a few more parts are tolerated (clients add fields), not thousands.
+MAX_FORM_PARTS = 16
+# The body is fed to the parser in slices this large, yielding to the event loop between them.
+PARSE_SLICE_BYTES = 64 * 1024
+
+
 @dataclass
 class _Part:
     headers: dict[bytes, bytes] = field(default_factory=dict)
     chunks: list[bytes] = field(default_factory=list)
     header_name: bytes = b""
+    data_bytes: int = 0
 
 
 def file_field_schema(name: str, description: str) -> dict[str, Any]:
@@ -68,62 +76,101 @@ def _missing(name: str, why: str) -> InvalidRequestError:
     )
 
 
-def _parse_parts(body: bytes, boundary: bytes) -> list[_Part]:
-    parts: list[_Part] = []
+class FileFieldParser:
+    """Streams a multipart body into its parts, refusing more than MAX_FORM_PARTS parts.
 
-    def on_part_begin() -> None:
-        parts.append(_Part())
+    (python-multipart itself refuses a part header over its own limit.)
 
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        parts[-1].header_name += data[start:end]
+    Fed slice by slice (`feed`), so a caller on the event loop can yield between slices; the
+    bytes of any part are kept only up to one byte past `max_bytes`.
+    """
 
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        part = parts[-1]
+    def __init__(self, content_type: str, name: str, max_bytes: int) -> None:
+        media_type, options = parse_options_header(content_type)
+        if media_type != b"multipart/form-data":
+            raise _missing(name, f"the request body is {media_type.decode('latin-1') or 'not typed'}, not a form")
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise _missing(name, "the multipart Content-Type has no boundary")
+        self.name, self.max_bytes = name, max_bytes
+        self.parts: list[_Part] = []
+        callbacks: MultipartCallbacks = {
+            "on_part_begin": self._begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_part_data": self._data,
+        }
+        self._parser = MultipartParser(boundary, callbacks)
+
+    def _begin(self) -> None:
+        if len(self.parts) >= MAX_FORM_PARTS:
+            raise InvalidRequestError(
+                f"the form has more than {MAX_FORM_PARTS} parts; send the image in one file field `{self.name}`"
+            )
+        self.parts.append(_Part())
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self.parts[-1].header_name += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        part = self.parts[-1]
         name = part.header_name.lower()
         part.headers[name] = part.headers.get(name, b"") + data[start:end]
 
-    def on_header_end() -> None:
-        parts[-1].header_name = b""
+    def _header_end(self) -> None:
+        self.parts[-1].header_name = b""
 
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1].chunks.append(data[start:end])
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        part = self.parts[-1]
+        if part.data_bytes <= self.max_bytes:  # past the limit only the count grows: check_size refuses it
+            part.chunks.append(data[start : min(end, start + self.max_bytes + 1 - part.data_bytes)])
+        part.data_bytes += end - start
 
-    callbacks: MultipartCallbacks = {
-        "on_part_begin": on_part_begin,
-        "on_header_field": on_header_field,
-        "on_header_value": on_header_value,
-        "on_header_end": on_header_end,
-        "on_part_data": on_part_data,
-    }
-    parser = MultipartParser(boundary, callbacks)
-    parser.write(body)
-    parser.finalize()
-    return parts
+    def feed(self, data: bytes) -> None:
+        """Parse the next bytes of the body."""
+        try:
+            self._parser.write(data)
+        except MultipartParseError as error:
+            raise _missing(self.name, f"the multipart body is malformed ({error})") from None
+
+    def file(self) -> bytes:
+        """After the whole body: the bytes of file field `name` (422 when missing, 413 when over the limit)."""
+        try:
+            self._parser.finalize()
+        except MultipartParseError as error:
+            raise _missing(self.name, f"the multipart body is malformed ({error})") from None
+        for part in self.parts:
+            _, disposition = parse_options_header(part.headers.get(b"content-disposition", b""))
+            if disposition.get(b"name", b"").decode("latin-1") != self.name:
+                continue
+            if b"filename" not in disposition:
+                raise _missing(self.name, f"form field `{self.name}` is a plain value, not a file")
+            if part.data_bytes > self.max_bytes:
+                raise UploadTooLargeError(
+                    f"the upload is over the limit of {self.max_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)"
+                )
+            return b"".join(part.chunks)
+        raise _missing(self.name, f"form field `{self.name}` is missing")
 
 
 def parse_file_field(body: bytes, content_type: str, name: str, max_bytes: int) -> bytes:
-    """The bytes of the file in form field `name`: 422 when it is missing, 413 when over `max_bytes`."""
-    media_type, options = parse_options_header(content_type)
-    if media_type != b"multipart/form-data":
-        raise _missing(name, f"the request body is {media_type.decode('latin-1') or 'not typed'}, not a form")
-    boundary = options.get(b"boundary")
-    if not boundary:
-        raise _missing(name, "the multipart Content-Type has no boundary")
-    try:
-        parts = _parse_parts(body, boundary)
-    except MultipartParseError as error:
-        raise _missing(name, f"the multipart body is malformed ({error})") from None
-    for part in parts:
-        _, disposition = parse_options_header(part.headers.get(b"content-disposition", b""))
-        if disposition.get(b"name", b"").decode("latin-1") != name:
-            continue
-        if b"filename" not in disposition:
-            raise _missing(name, f"form field `{name}` is a plain value, not a file")
-        return check_size(b"".join(part.chunks), max_bytes)
-    raise _missing(name, f"form field `{name}` is missing")
+    """The bytes of the file in form field `name` of a whole body (see FileFieldParser)."""
+    parser = FileFieldParser(content_type, name, max_bytes)
+    parser.feed(body)
+    return parser.file()
 
 
 async def read_file_field(request: Request, name: str, max_bytes: int) -> bytes:
-    """Read the request body (the size-limit middleware guards it) and return file field `name`."""
-    body = await request.body()
-    return parse_file_field(body, request.headers.get("content-type", ""), name, max_bytes)
+    """File field `name` of the request's form, parsed as the body streams in (the middleware caps its size).
+
+    The parser gets at most PARSE_SLICE_BYTES at a time and the event loop runs between slices,
+    so even a body of tiny parts (cut off at MAX_FORM_PARTS) never holds other requests back.
+    """
+    parser = FileFieldParser(request.headers.get("content-type", ""), name, max_bytes)
+    async for chunk in request.stream():
+        for start in range(0, len(chunk), PARSE_SLICE_BYTES):
+            if start:
+                await asyncio.sleep(0)
+            parser.feed(chunk[start : start + PARSE_SLICE_BYTES])
+    return parser.file()

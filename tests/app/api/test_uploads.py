@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.api.uploads import parse_file_field
+from app.api.uploads import MAX_FORM_PARTS, parse_file_field
 from models.data.preprocessing import decode_image
 from models.errors import ImageTooLargeError, InvalidRequestError, UploadTooLargeError
 from tests.data.make_bad_inputs import CORPUS, build
@@ -113,3 +113,21 @@ def test_corpus_covers_at_least_thirty_kinds() -> None:
     kinds = len(MANIFEST) + len(REQUEST_CASES) + 2 + 6 + 6  # files, requests, sizes, k values, ids
     assert kinds >= 30
     assert Path(CORPUS).is_dir()
+
+
+def test_a_flood_of_empty_parts_is_cut_off_at_the_part_limit(client: TestClient) -> None:
+    # ~800k empty parts in 10 MiB once cost ~8 s of event-loop time; parsing now stops at the 17th part.
+    flood = b"--x\r\nA:\r\n\r\n\r\n" * 120_000 + b"--x--\r\n"  # 1.8 MB, under the test limit
+    response = client.post("/api/v1/search", content=flood, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 422 and response.json()["code"] == "validation_error"
+    assert f"more than {MAX_FORM_PARTS} parts" in response.json()["message"]
+    with pytest.raises(InvalidRequestError, match="parts"):
+        parse_file_field(flood, "multipart/form-data; boundary=x", "file", 1000)
+
+
+def test_a_huge_part_header_is_refused() -> None:
+    body = multipart(("file", "a.png", b"x")).replace(
+        b"Content-Type:", b"X-Pad: " + b"p" * 20_000 + b"\r\nContent-Type:"
+    )
+    with pytest.raises(InvalidRequestError, match="header size exceeded"):
+        parse_file_field(body, MULTIPART_CONTENT_TYPE, "file", 1000)
