@@ -29,7 +29,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `aeseek serve` binds to.")
     port: int = Field(8000, description="Port `aeseek serve` listens on.")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest accepted upload.")
-    max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest accepted image, width * height.")
+    max_image_pixels: int = Field(
+        2048 * 2048,
+        ge=1,
+        description="Largest accepted image, width * height (a JPEG counts at the size its decoder reduces it to).",
+    )
     max_k: int = Field(100, ge=1, description="Largest number of neighbours a search may ask for.")
     max_batch_files: int = Field(32, ge=1, description="Most files in one batch search.")
     batching: bool = Field(True, description="Micro-batch concurrent searches (one forward pass, one index call).")
@@ -53,6 +57,15 @@ class Settings(BaseSettings):
     allow_open_mutations: bool = Field(False, description="Development only: mutating endpoints without a key.")
     require_key_for_reads: bool = Field(False, description="Close read endpoints too (searches, lists).")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty: CORS off.")
+    max_concurrent_searches: int = Field(
+        256, ge=1, description="Searches admitted at once (waiting for a micro-batch included); more get 503."
+    )
+    max_concurrent_decodes: int = Field(
+        2,
+        ge=1,
+        description="Uploads decoded at once in worker threads (large queries, batches, gallery adds, pictures); "
+        "more get 503 with Retry-After instead of queueing without end.",
+    )
     request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may run before a 504.")
     log_level: str = Field("info", description="Lowest level of log lines written (debug, info, warning, error).")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON (with request ids).")

@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     TRAINING_STOPPED = "training_stopped"
     # The server is not ready or not configured for the request (503).
     NOT_READY = "not_ready"
+    OVERLOADED = "overloaded"
     JOBS_DISABLED = "jobs_disabled"
     DATASET_UNAVAILABLE = "dataset_unavailable"
     # The server's own state or configuration is at fault (5xx).
@@ -78,6 +79,12 @@ class NotReadyError(AeseekError):
     """No active model or gallery yet."""
 
     code = ErrorCode.NOT_READY
+
+
+class OverloadedError(AeseekError):
+    """The service is at its limit of concurrent work; the client should retry shortly."""
+
+    code = ErrorCode.OVERLOADED
 
 
 class DatasetError(AeseekError):

@@ -15,6 +15,8 @@ from models.errors import AeseekError, ErrorCode
 
 logger = logging.getLogger("aeseek")
 
+# What an overloaded server asks a client to wait before retrying: its work is milliseconds long.
+RETRY_AFTER_S = 1
 STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.EMPTY_FILE: 400,
@@ -36,6 +38,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.TRAINING_DIVERGED: 422,
     ErrorCode.TRAINING_STOPPED: 409,
     ErrorCode.NOT_READY: 503,
+    ErrorCode.OVERLOADED: 503,
     ErrorCode.JOBS_DISABLED: 503,
     ErrorCode.DATASET_UNAVAILABLE: 503,
     ErrorCode.CHECKPOINT_CORRUPT: 500,
@@ -63,7 +66,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         415: "Not an image in an accepted format.",
         422: "Invalid parameters, or an image with no ink.",
         500: "The server's own saved state (a model or gallery file) is corrupt, or it is misconfigured.",
-        503: "No model or gallery loaded yet, training jobs disabled, or the dataset unavailable.",
+        503: "No model or gallery loaded yet, at the limit of concurrent work (retry after `Retry-After`"
+        " seconds), training jobs disabled, or the dataset unavailable.",
     }.items()
 }
 
@@ -98,6 +102,8 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error_response(status, error.code, str(error), error.details)
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        if error.code is ErrorCode.OVERLOADED:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
 
     @app.exception_handler(RequestValidationError)

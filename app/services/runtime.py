@@ -7,12 +7,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from PIL import Image
 
 from app.services.batching import MicroBatcher
 from app.services.search import SearchOutcome, SearchService, Snapshot
@@ -22,8 +25,8 @@ from index.backend import set_search_threads
 from index.gallery import Gallery, GalleryError, GalleryItem, LatentProjection, latent_projection
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, load_model
-from models.data.preprocessing import DecodeLimits
-from models.errors import AeseekError, NotFoundError, NotReadyError
+from models.data.preprocessing import DecodeLimits, decode_image
+from models.errors import AeseekError, NotFoundError, NotReadyError, OverloadedError
 
 logger = logging.getLogger("aeseek")
 
@@ -52,6 +55,27 @@ class Runtime:
         self._models_lock = threading.Lock()
         self._projections: dict[tuple[str, int], LatentProjection] = {}
         self.batcher: MicroBatcher | None = None
+        self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
+        self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
+
+    @contextmanager
+    def admitted(self, kind: Literal["search", "decode"]) -> Iterator[None]:
+        """Hold one of the limited slots of `kind` for the block, or refuse at once with OverloadedError.
+
+        Refusing rather than waiting keeps memory and latency bounded under a flood: a client
+        told to retry in a second costs nothing, a thousand queued 4 MP decodes cost gigabytes.
+        """
+        slots, setting = (
+            (self._searches, "AESEEK_MAX_CONCURRENT_SEARCHES")
+            if kind == "search"
+            else (self._decodes, "AESEEK_MAX_CONCURRENT_DECODES")
+        )
+        if not slots.acquire(blocking=False):
+            raise OverloadedError(f"the server is at its limit of concurrent {kind}s ({setting}); retry shortly")
+        try:
+            yield
+        finally:
+            slots.release()
 
     def start_batching(self) -> None:
         """Start the micro-batcher when the settings ask for it."""
@@ -75,13 +99,18 @@ class Runtime:
         micro-batcher's thread when it runs (unfiltered queries), else in a worker thread;
         torch and FAISS release the GIL while they compute.
         """
+        with self.admitted("search"):
+            return await self._search_upload(data, k, label)
+
+    async def _search_upload(self, data: bytes, k: int, label: int | None) -> SearchOutcome:
         service = self.require_search()
         started = time.perf_counter()
         image = service.open(data)
         if image.width * image.height <= INLINE_DECODE_PIXELS:
             prepared = service.prepare_opened(image, started)
         else:
-            prepared = await asyncio.to_thread(service.prepare_opened, image, started)
+            with self.admitted("decode"):
+                prepared = await asyncio.to_thread(service.prepare_opened, image, started)
         if self.batcher is None or label is not None:
             [outcome] = await asyncio.to_thread(service.search_images, [prepared.query], k, label)
             return outcome.after(prepared.timings_ms)
@@ -90,6 +119,11 @@ class Runtime:
         computed = outcome.timings_ms["encode"] + outcome.timings_ms["search"]
         waited = (time.perf_counter() - submitted) * 1000.0 - computed
         return outcome.after(prepared.timings_ms, queue=max(waited, 0.0))
+
+    def decode_upload(self, data: bytes) -> Image.Image:
+        """Decode an upload within the limits, holding a decode slot (pictures of a model)."""
+        with self.admitted("decode"):
+            return decode_image(data, self.limits)
 
     def load_active(self) -> None:
         """Load the active model and its gallery; on failure stay not-ready with the reason."""
@@ -134,7 +168,7 @@ class Runtime:
         self, uploads: list[bytes], labels: list[int], metadata: list[dict[str, Any] | None]
     ) -> list[GalleryItem]:
         """Preprocess and encode uploads, add them to the active gallery, save it, swap it in."""
-        with self._activation:  # one change at a time, never during an activation
+        with self.admitted("decode"), self._activation:  # one change at a time, never during an activation
             service = self.require_search()
             snapshot = service.snapshot
             queries = np.stack([service.prepare_upload(data).query for data in uploads])  # a bad file: nothing added

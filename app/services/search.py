@@ -7,6 +7,7 @@ within one answer, and every answer names the version that produced it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -18,8 +19,16 @@ from index.gallery import Gallery, Neighbour
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord
 from models.data.preprocessing import DecodeLimits, load_pixels, open_image, to_grayscale, to_mnist
-from models.errors import AeseekError
+from models.errors import AeseekError, ErrorCode
 from models.frozen import Embed, frozen_embed
+
+logger = logging.getLogger("aeseek")
+
+
+class UnexpectedUploadError(AeseekError):
+    """Processing one upload failed in a way no check foresaw (a bug, logged); its batch goes on."""
+
+    code = ErrorCode.INTERNAL_ERROR
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,9 @@ class SearchService:
                 prepared.append(self.prepare_upload(data))
             except AeseekError as error:
                 prepared.append(error)
+            except Exception as error:  # a bug on one file must not fail the others: that file is a 500
+                logger.exception("preparing one upload of a batch failed")
+                prepared.append(UnexpectedUploadError(f"this file could not be processed ({type(error).__name__})"))
         good = [item for item in prepared if isinstance(item, PreparedQuery)]
         outcomes = iter(self.search_images([item.query for item in good], k, label) if good else [])
         return [item if isinstance(item, AeseekError) else next(outcomes).after(item.timings_ms) for item in prepared]

@@ -36,13 +36,18 @@ MIN_CONTRAST = 24.0
 INK_THRESHOLD = 0.1
 # MNIST's centre of mass sits here (measured over the training set: see tests).
 CENTRE = (14.0, 14.0)
+# Large images are reduced to about this many pixels on their longer side while they are decoded
+# (JPEG draft mode) or right after (Image.reduce, box averages): the digit ends up 20 px tall, and
+# a 12 MP photo then costs about what a phone crop does.
+WORKING_SIDE = 512
+REDUCIBLE_MODES = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "I", "F"})
 
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """Largest image accepted, in pixels (width * height) and in bytes."""
+    """Largest image accepted, in pixels (width * height, after JPEG draft reduction) and in bytes."""
 
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = 4 * 1024 * 1024
     max_bytes: int = 10 * 1024 * 1024
 
 
@@ -99,6 +104,11 @@ def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Image.Imag
     width, height = image.size
     if width == 0 or height == 0:
         raise CorruptImageError(f"the image is {width}x{height} pixels: it has no pixels")
+    if image.format in ("JPEG", "MPO") and max(width, height) >= 2 * WORKING_SIDE:
+        # The decoder scales by 1/2, 1/4 or 1/8 while decoding: the full-size pixels never exist.
+        image.draft(image.mode, (max(1, width * WORKING_SIDE // max(width, height)),
+                                 max(1, height * WORKING_SIDE // max(width, height))))  # fmt: skip
+        width, height = image.size
     # Checked on the header, before any pixel is decoded: a decompression bomb costs nothing.
     if width * height > limits.max_pixels:
         raise ImageTooLargeError(
@@ -108,12 +118,18 @@ def open_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Image.Imag
 
 
 def load_pixels(image: Image.Image) -> Image.Image:
-    """Decode the pixels of an image from `open_image` (the first frame of an animation)."""
+    """Decode the pixels of an image from `open_image` (the first frame of an animation), reduced
+    by an integer factor when its longer side is over twice WORKING_SIDE."""
     try:
         image.seek(0)  # animated images: the first frame is the query
         image.load()
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise CorruptImageError(f"the image data is truncated or corrupt ({error})") from None
+    factor = max(image.size) // WORKING_SIDE
+    if factor >= 2:
+        if image.mode not in REDUCIBLE_MODES:
+            image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+        image = image.reduce(factor)
     return image
 
 
@@ -124,13 +140,20 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         image = ImageOps.exif_transpose(image) or image
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():  # a float TIFF may hold NaN or infinities: no ink there
+            values = np.where(np.isfinite(values), values, 0.0).astype(np.float32)
         top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
         return np.clip(values / top * 255.0, 0.0, 255.0)
+    if image.mode == "LAB":
+        return np.asarray(image.getchannel("L"), dtype=np.float32)  # the lightness channel is the grey
     if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
+    try:
+        return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
+    except (ValueError, OSError) as error:  # a mode Pillow cannot turn into grey
+        raise UnsupportedImageError(f"{image.mode} images cannot be read as grey ({error})") from None
 
 
 def _border(values: np.ndarray) -> np.ndarray:

@@ -86,6 +86,7 @@ def _rounded(timings: dict[str, float]) -> dict[str, float]:
     summary="Search with several images at once",
 )
 def search_batch(
+    runtime: RuntimeDep,
     service: SearchServiceDep,
     settings: SettingsDep,
     metrics: MetricsDep,
@@ -109,7 +110,8 @@ def search_batch(
             uploads.append(read_upload(file, settings.max_upload_bytes))
         except AeseekError as error:
             uploads.append(error)
-    answers = iter(service.search_uploads([data for data in uploads if isinstance(data, bytes)], k, label))
+    with runtime.admitted("decode"):
+        answers = iter(service.search_uploads([data for data in uploads if isinstance(data, bytes)], k, label))
     items = []
     for index, (file, upload) in enumerate(zip(files, uploads, strict=True)):
         answer = upload if isinstance(upload, AeseekError) else next(answers)

@@ -24,7 +24,7 @@ from app.services.runtime import Runtime
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, list_models
 from models.data.corruption import corrupt
-from models.data.preprocessing import decode_image, to_grayscale, to_mnist
+from models.data.preprocessing import to_grayscale, to_mnist
 from models.errors import ConflictError, NotFoundError
 from models.registry import GENERATIVE_VARIANTS
 from models.variants.dense import DenseConfig
@@ -34,6 +34,8 @@ router = APIRouter(prefix="/models")
 MODELS: list[str | Enum] = ["models"]
 PICTURES: list[str | Enum] = ["pictures"]
 
+# torch.Generator takes 64-bit seeds; larger ones were a 500.
+MAX_SEED = 2**63 - 1
 PNG_RESPONSES = {200: {"content": {"image/png": {}}, "description": "A PNG picture."}, **ERROR_RESPONSES}
 
 
@@ -154,7 +156,7 @@ def reconstruct_image(
     """A PNG of three panels: the upload shrunk to 28x28, the preprocessed 28x28 image the model
     sees, and the model's reconstruction of it."""
     model, _ = runtime.model(version)
-    image = decode_image(read_upload(file, settings.max_upload_bytes), runtime.limits)
+    image = runtime.decode_upload(read_upload(file, settings.max_upload_bytes))
     gray = to_grayscale(image)
     thumbnail = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((28, 28), Image.Resampling.BOX))
     query = to_mnist(gray)
@@ -205,7 +207,7 @@ def get_samples(
     version: Version,
     runtime: RuntimeDep,
     n: Annotated[int, Query(ge=1, le=100, description="How many samples.")] = 16,
-    seed: Annotated[int, Query(ge=0, description="Seed of z ~ N(0, I).")] = 0,
+    seed: Annotated[int, Query(ge=0, le=MAX_SEED, description="Seed of z ~ N(0, I).")] = 0,
 ) -> Response:
     """New digits decoded from codes drawn from the prior N(0, I): VAEs only."""
     model = _generative(runtime, version)
@@ -253,7 +255,7 @@ def denoise_image(
     settings: SettingsDep,
     file: Annotated[UploadFile, File()],
     noise: Annotated[float, Query(ge=0, le=1, description="Level of the model's own noise to add first.")] = 0.3,
-    seed: Annotated[int, Query(ge=0)] = 0,
+    seed: Annotated[int, Query(ge=0, le=MAX_SEED, description="Seed of the noise.")] = 0,
 ) -> Response:
     """Three panels: the preprocessed image, a corrupted copy (the model's corruption kind at
     `noise`), and the model's output from the corrupted copy. Denoising autoencoders only."""
@@ -261,7 +263,7 @@ def denoise_image(
     config = model.config
     if not isinstance(config, DenseConfig) or config.corruption == "none":
         raise ConflictError(f"model {version} is a {record.variant} trained without input noise; use a denoising model")
-    clean = to_mnist(to_grayscale(decode_image(read_upload(file, settings.max_upload_bytes), runtime.limits)))
+    clean = to_mnist(to_grayscale(runtime.decode_upload(read_upload(file, settings.max_upload_bytes))))
     x = torch.from_numpy(clean[None]).float().div(255.0)
     noisy = corrupt(x, config.corruption, noise, torch.Generator().manual_seed(seed))
     noisy_uint8 = torch.from_numpy(to_uint8(noisy.numpy()))

@@ -67,3 +67,14 @@ def test_slow_requests_time_out_with_504(
     monkeypatch.setattr(SearchService, "search_images", original)
     time.sleep(1.0)  # the abandoned search finishes; the next one is answered normally
     assert client.post("/api/v1/search", files={"file": ("a.png", digit)}).status_code == 200
+
+
+def test_overload_is_a_503_with_retry_after(make_client, train_images: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(max_concurrent_decodes=1)
+    runtime = client.app.state.runtime
+    files = [("files", ("a.png", png_of(train_images[0])))]
+    with runtime.admitted("decode"):  # another request holds the only decode slot
+        response = client.post("/api/v1/search/batch", files=files)
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json()["code"] == "overloaded"
+    assert client.post("/api/v1/search/batch", files=files).status_code == 200

@@ -4,16 +4,18 @@ import json
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from app.api.uploads import MAX_FORM_PARTS, parse_file_field
 from models.data.preprocessing import decode_image
 from models.errors import ImageTooLargeError, InvalidRequestError, UploadTooLargeError
 from tests.data.make_bad_inputs import CORPUS, build
-from tests.helpers import MULTIPART_BOUNDARY, MULTIPART_CONTENT_TYPE, multipart
+from tests.helpers import MULTIPART_BOUNDARY, MULTIPART_CONTENT_TYPE, encode, multipart, png_of
 
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 
@@ -131,3 +133,36 @@ def test_a_huge_part_header_is_refused() -> None:
     )
     with pytest.raises(InvalidRequestError, match="header size exceeded"):
         parse_file_field(body, MULTIPART_CONTENT_TYPE, "file", 1000)
+
+
+def float_tiff(values: np.ndarray) -> bytes:
+    return encode(Image.fromarray(values.astype(np.float32), mode="F"), "TIFF")
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf])
+def test_float_tiffs_with_non_finite_pixels_are_searched_or_refused_never_a_500(
+    client: TestClient, train_images: np.ndarray, poison: float
+) -> None:
+    digit = train_images[0].astype(np.float32)
+    digit[0, :5] = poison  # a few bad pixels in the corner: the digit is still there
+    response = client.post("/api/v1/search", files={"file": ("q.tif", float_tiff(digit))})
+    assert response.status_code == 200, response.text
+    nothing = np.full((28, 28), poison, dtype=np.float32)
+    response = client.post("/api/v1/search", files={"file": ("q.tif", float_tiff(nothing))})
+    assert response.status_code == 422 and response.json()["code"] == "no_ink", response.text
+
+
+def test_a_lab_tiff_is_searched_by_its_lightness(client: TestClient, train_images: np.ndarray) -> None:
+    lab = Image.fromarray(train_images[0]).convert("RGB").convert("LAB")
+    response = client.post("/api/v1/search", files={"file": ("q.tif", encode(lab, "TIFF"))})
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["id"] == 0
+
+
+def test_one_exotic_file_in_a_batch_fails_alone(client: TestClient, train_images: np.ndarray) -> None:
+    files = [
+        ("files", ("nan.tif", float_tiff(np.full((28, 28), np.nan, dtype=np.float32)))),
+        ("files", ("ok.png", png_of(train_images[1]))),
+    ]
+    items = client.post("/api/v1/search/batch", files=files).json()["items"]
+    assert [item["status"] for item in items] == [422, 200]

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.services.runtime import Runtime
-from models.errors import NotFoundError, NotReadyError
-from tests.helpers import png_of, serving_settings
+from models.errors import NotFoundError, NotReadyError, OverloadedError
+from tests.helpers import encode, png_of, serving_settings
 
 
 def started(root: Path, **overrides: object) -> Runtime:
@@ -65,3 +66,16 @@ def test_unknown_model_versions_are_not_found(trained_dir: Path) -> None:
     for version in ("0123456789ab", "../../etc", ""):
         with pytest.raises(NotFoundError):
             runtime.model(version)
+
+
+def test_work_over_the_concurrency_limits_is_refused_at_once(trained_dir: Path, train_images: np.ndarray) -> None:
+    runtime = started(trained_dir, batching=False, max_concurrent_searches=1, max_concurrent_decodes=1)
+    query = png_of(train_images[0])
+    with runtime.admitted("search"), pytest.raises(OverloadedError, match="AESEEK_MAX_CONCURRENT_SEARCHES"):
+        asyncio.run(runtime.search_upload(query, 3))
+    large = encode(Image.fromarray(train_images[0]).resize((400, 400)))  # decoded in a worker thread
+    with runtime.admitted("decode"), pytest.raises(OverloadedError, match="AESEEK_MAX_CONCURRENT_DECODES"):
+        asyncio.run(runtime.search_upload(large, 3))
+    # Slots come back: the same searches succeed once nothing else holds them.
+    assert len(asyncio.run(runtime.search_upload(large, 3)).neighbours) == 3
+    assert asyncio.run(runtime.search_upload(query, 3)).neighbours[0].item.id == 0

@@ -3,7 +3,15 @@ import pytest
 from PIL import Image
 
 from models.data.mnist import MnistSplit
-from models.data.preprocessing import DecodeLimits, decode_image, to_grayscale, to_mnist
+from models.data.preprocessing import (
+    WORKING_SIDE,
+    DecodeLimits,
+    decode_image,
+    load_pixels,
+    open_image,
+    to_grayscale,
+    to_mnist,
+)
 from models.errors import CorruptImageError, EmptyUploadError, ImageTooLargeError, NoInkError, UnsupportedImageError
 from tests.helpers import bomb_png, encode, paper_scan, preprocess
 
@@ -103,10 +111,10 @@ def test_empty_text_and_truncated_uploads() -> None:
 
 
 def test_decompression_bomb_is_refused_from_its_header() -> None:
-    with pytest.raises(ImageTooLargeError, match="2,500,000,000 pixels; the limit is 16,777,216 pixels"):
+    with pytest.raises(ImageTooLargeError, match="2,500,000,000 pixels; the limit is 4,194,304 pixels"):
         decode_image(bomb_png(50_000, 50_000))
     # Under Pillow's own guard but over ours: our check, on the header, before decoding.
-    with pytest.raises(ImageTooLargeError, match="5000x5000 pixels; the limit is 16,777,216 pixels"):
+    with pytest.raises(ImageTooLargeError, match="5000x5000 pixels; the limit is 4,194,304 pixels"):
         decode_image(bomb_png(5_000, 5_000))
 
 
@@ -131,3 +139,21 @@ def test_preprocessing_output_is_pinned(full_mnist: dict[str, MnistSplit]) -> No
         for picture in (Image.fromarray(image), Image.fromarray(255 - image).resize((93, 93)).convert("RGB")):
             digest.update(to_mnist(to_grayscale(picture)).tobytes())
     assert digest.hexdigest() == "05a45a36e7c9d4d21582dd5d287a08981cd7813bbdc538545b5721763ea1a81c"
+
+
+def test_a_large_photo_is_reduced_while_it_is_decoded(digit: np.ndarray) -> None:
+    photo = paper_scan(digit, size=1500).convert("RGB")  # 3000 x 2250: 6.75 MP, over the 4 MP cap
+    data = encode(photo, "JPEG", quality=90)
+    opened = open_image(data)  # the JPEG decoder scales by 1/4 before any pixel exists
+    assert max(opened.size) <= 2 * WORKING_SIDE and opened.size[0] * opened.size[1] <= DecodeLimits().max_pixels
+    assert correlation(preprocess(data), preprocess(encode(paper_scan(digit), "JPEG", quality=90))) > 0.9
+
+
+def test_a_large_png_is_reduced_right_after_decoding(digit: np.ndarray) -> None:
+    page = paper_scan(digit, size=1000)  # 2000 x 1500 grey PNG
+    loaded = load_pixels(open_image(encode(page)))
+    assert loaded.size == (667, 500)  # reduced by 2000 // WORKING_SIDE = 3 (box averages, edges rounded up)
+    assert correlation(preprocess(encode(page)), digit) > 0.85
+    rgba = Image.new("RGBA", (2048, 2048), (0, 0, 0, 0))
+    rgba.paste(Image.fromarray(digit).resize((1024, 1024)).convert("RGBA"), (512, 512))
+    assert max(load_pixels(open_image(encode(rgba))).size) == 512

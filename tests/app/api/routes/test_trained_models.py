@@ -59,6 +59,9 @@ def test_vae_samples_and_interpolations(jobs_client: TestClient, trained_job: di
     assert Image.open(io.BytesIO(samples.content)).size == (4 * (3 * 28 + 4), 4 * (3 * 28 + 4))
     line = jobs_client.get(f"/api/v1/models/{version}/interpolate.png", params={"a": 0, "b": 1, "steps": 5})
     assert line.status_code == 200, line.text
+    for seed in (2**63 - 1, 2**64):  # the largest accepted seed, and one past torch's range (was a 500)
+        status = jobs_client.get(f"/api/v1/models/{version}/samples.png", params={"seed": seed}).status_code
+        assert status == (200 if seed < 2**63 else 422)
 
 
 def test_denoising_model_denoises(jobs_client: TestClient, full_mnist: dict[str, MnistSplit]) -> None:
@@ -68,6 +71,10 @@ def test_denoising_model_denoises(jobs_client: TestClient, full_mnist: dict[str,
     png = encode(Image.fromarray(full_mnist["test"].images[1]))
     response = jobs_client.post(f"/api/v1/models/{done['model_version']}/denoise", files={"file": ("q.png", png)})
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    too_large_seed = jobs_client.post(
+        f"/api/v1/models/{done['model_version']}/denoise", params={"seed": 2**64}, files={"file": ("q.png", png)}
+    )
+    assert too_large_seed.status_code == 422 and "seed" in too_large_seed.json()["message"]
 
 
 def test_latent_map_json_and_png(client: TestClient, train_images: np.ndarray) -> None:
