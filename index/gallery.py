@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from index.backend import FaissIndex, IndexSpec, VectorIndex, open_backend
-from models.errors import AeseekError, ErrorCode
+from models.errors import AeseekError, ErrorCode, InvalidRequestError
 from models.pca import PCA
 from models.storage import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
 
@@ -92,7 +92,7 @@ class Gallery:
         self.items = items
         self.images = images
         self._by_id = {item.id: position for position, item in enumerate(items)}
-        self._ids_by_label: dict[int, np.ndarray] = {}
+        self._ids_by_label: dict[int, np.ndarray] | None = None
 
     @classmethod
     def build(
@@ -167,11 +167,27 @@ class Gallery:
         position = self._by_id.get(item_id)
         return None if position is None else self.images[position]
 
+    @property
+    def labels(self) -> list[int]:
+        """The labels of the gallery's items, each once, in order."""
+        return sorted(self._label_groups())
+
+    def _label_groups(self) -> dict[int, np.ndarray]:
+        # One pass over the items, once per gallery: the filter's cache holds one entry per class.
+        if self._ids_by_label is None:
+            groups: dict[int, list[int]] = {}
+            for item in self.items:
+                groups.setdefault(item.label, []).append(item.id)
+            self._ids_by_label = {label: np.array(ids, dtype=np.int64) for label, ids in groups.items()}
+        return self._ids_by_label
+
     def ids_with_label(self, label: int) -> np.ndarray:
-        """Ids of the items with this label (computed once per label)."""
-        if label not in self._ids_by_label:
-            self._ids_by_label[label] = np.array([i.id for i in self.items if i.label == label], dtype=np.int64)
-        return self._ids_by_label[label]
+        """Ids of the items with this label; InvalidRequestError for a label no item has."""
+        groups = self._label_groups()
+        if label not in groups:
+            shown = ", ".join(map(str, sorted(groups)[:20])) + (" ..." if len(groups) > 20 else "")
+            raise InvalidRequestError(f"label={label} is not a label of this gallery's items ({shown})")
+        return groups[label]
 
     def code(self, item_id: int) -> np.ndarray | None:
         """The stored code of an item, or None for an unknown id."""
@@ -180,8 +196,6 @@ class Gallery:
     def search(self, queries: np.ndarray, k: int, label: int | None = None) -> list[list[Neighbour]]:
         """The k nearest items of each query code (Q, dim), nearest first; only `label` when given."""
         allowed = None if label is None else self.ids_with_label(label)
-        if allowed is not None and len(allowed) == 0:
-            return [[] for _ in range(len(queries))]
         distances, ids = self.index.search(queries, min(k, len(self)), allowed)
         if allowed is not None and self.index.kind != "Flat":
             distances, ids = self._complete_filtered(queries, k, allowed, distances, ids)

@@ -16,6 +16,15 @@ from app.services.observability import Metrics, request_id_var
 from models.errors import ErrorCode
 
 access_logger = logging.getLogger("aeseek.access")
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Text with control characters escaped, so a decoded %0A in a path cannot forge a log line."""
+    return UNPRINTABLE.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Multipart framing (boundaries, part headers) on top of the file's own bytes.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -142,10 +151,12 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             template = route_template(scope)
-            self.metrics.observe_request(scope["method"], template, status, elapsed)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"  # one series, not one a name
+            path = printable(scope["path"])
+            self.metrics.observe_request(method, template, status, elapsed)
             access_logger.info(
-                "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000.0,
-                extra={"method": scope["method"], "path": scope["path"], "status": status,
+                "%s %s %d %.1fms", method, path, status, elapsed * 1000.0,
+                extra={"method": method, "path": path, "status": status,
                        "duration_ms": round(elapsed * 1000.0, 2)},
             )  # fmt: skip
             request_id_var.reset(token)

@@ -7,11 +7,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import torch
@@ -24,13 +25,14 @@ from app.settings import Settings, index_spec
 from index.backend import set_search_threads
 from index.gallery import Gallery, GalleryError, GalleryItem, LatentProjection, latent_projection
 from models.base import Autoencoder
-from models.checkpoints import ModelRecord, load_model
+from models.checkpoints import ModelRecord, load_model, read_record
 from models.data.preprocessing import DecodeLimits, decode_image
 from models.errors import AeseekError, NotFoundError, NotReadyError, OverloadedError
 
 logger = logging.getLogger("aeseek")
 
 LOADED_MODELS = 4
+KEPT_MODEL_PICTURES = 32
 # Uploads up to this many pixels are decoded on the event loop (a 28x28 PNG takes ~0.1 ms).
 INLINE_DECODE_PIXELS = 128 * 128
 
@@ -53,7 +55,9 @@ class Runtime:
         self._activation = threading.Lock()
         self._models: OrderedDict[str, tuple[Autoencoder, ModelRecord]] = OrderedDict()
         self._models_lock = threading.Lock()
-        self._projections: dict[tuple[str, int], LatentProjection] = {}
+        self._projections: WeakKeyDictionary[Gallery, LatentProjection] = WeakKeyDictionary()
+        self._gallery_pictures: WeakKeyDictionary[Gallery, dict[str, bytes]] = WeakKeyDictionary()
+        self._model_pictures: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self.batcher: MicroBatcher | None = None
         self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
         self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
@@ -148,15 +152,19 @@ class Runtime:
 
     def model(self, version: str) -> tuple[Autoencoder, ModelRecord]:
         """A trained model by version, loaded once and kept among the last few used."""
-        if not version.isalnum() or not (self.workspace.models_dir / version / "model.json").is_file():
-            raise NotFoundError(f"no trained model with version {version!r}; see GET /api/v1/models")
+        directory = self._model_dir(version)
         with self._models_lock:
             if version in self._models:
                 self._models.move_to_end(version)
                 return self._models[version]
-        model, record = load_model(self.workspace.models_dir / version)
+        model, record = load_model(directory)
         self._remember(version, model, record)
         return model, record
+
+    def _model_dir(self, version: str) -> Path:
+        if not version.isalnum() or not (self.workspace.models_dir / version / "model.json").is_file():
+            raise NotFoundError(f"no trained model with version {version!r}; see GET /api/v1/models")
+        return self.workspace.models_dir / version
 
     def _active_gallery_dir(self) -> Path:
         pointer = self.workspace.active()
@@ -191,15 +199,41 @@ class Runtime:
 
     def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
         """The 2-D PCA of a snapshot's gallery codes, computed once per gallery."""
-        key = (snapshot.record.version, id(snapshot.gallery))
+        gallery = snapshot.gallery
         with self._models_lock:
-            cached = self._projections.get(key)
+            cached = self._projections.get(gallery)
         if cached is None:
-            gallery = snapshot.gallery
             cached = latent_projection(gallery.index.vectors(np.array([item.id for item in gallery.items])))
             with self._models_lock:
-                self._projections = {key: cached}  # only the newest gallery's map is kept
+                self._projections[gallery] = cached  # dropped with the gallery
         return cached
+
+    def gallery_picture(self, gallery: Gallery, name: str, render: Callable[[], bytes]) -> bytes:
+        """A picture of a gallery (the latent map), drawn once per gallery: reads cost no plotting."""
+        with self._models_lock:
+            cached = self._gallery_pictures.setdefault(gallery, {}).get(name)
+        if cached is None:
+            cached = render()
+            with self._models_lock:
+                self._gallery_pictures.setdefault(gallery, {})[name] = cached
+        return cached
+
+    def model_picture(self, version: str, name: str, render: Callable[[], bytes]) -> bytes:
+        """A picture of a saved model (its loss curve), drawn once and kept among the last few drawn."""
+        key = (version, name)
+        with self._models_lock:
+            cached = self._model_pictures.get(key)
+        if cached is None:
+            cached = render()
+            with self._models_lock:
+                self._model_pictures[key] = cached
+                while len(self._model_pictures) > KEPT_MODEL_PICTURES:
+                    self._model_pictures.popitem(last=False)
+        return cached
+
+    def record(self, version: str) -> ModelRecord:
+        """A trained model's description, read without loading its weights."""
+        return read_record(self._model_dir(version))
 
     def _remember(self, version: str, model: Autoencoder, record: ModelRecord) -> None:
         with self._models_lock:

@@ -75,7 +75,7 @@ def get_active_model(service: SearchServiceDep, runtime: RuntimeDep) -> ModelPub
 )
 def get_trained_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
     """One trained model's description."""
-    _, record = runtime.model(version)
+    record = runtime.record(version)
     return _public(record, runtime)
 
 
@@ -136,7 +136,10 @@ def get_latent_map_png(service: SearchServiceDep, runtime: RuntimeDep) -> Respon
     projection = runtime.latent_projection(snapshot)
     labels = np.array([snapshot.gallery.items[int(row)].label for row in projection.rows])
     title = f"{snapshot.record.variant} {snapshot.record.version}: PCA of {len(snapshot.gallery):,} codes"
-    return Response(scatter_png(projection.points, labels, title), media_type="image/png")
+    picture = runtime.gallery_picture(
+        snapshot.gallery, "latent-map", lambda: scatter_png(projection.points, labels, title)
+    )
+    return Response(picture, media_type="image/png")
 
 
 def _png(data: bytes) -> Response:
@@ -173,7 +176,7 @@ def reconstruct_image(
 )
 def get_loss_curve(version: Version, runtime: RuntimeDep) -> Response:
     """Mean training loss per epoch, one line for end-to-end training and one per pretraining phase."""
-    _, record = runtime.model(version)
+    record = runtime.record(version)
     history = record.history
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for phase, losses in history.get("pretraining", {}).items():
@@ -184,7 +187,8 @@ def get_loss_curve(version: Version, runtime: RuntimeDep) -> Response:
         curves["end to end"] = (list(range(1, len(losses) + 1)), list(losses))
     if not curves:
         raise NotFoundError(f"model {version} has no recorded training history")
-    return _png(curves_png(curves, f"{record.variant} {version}", "epoch"))
+    title = f"{record.variant} {version}"
+    return _png(runtime.model_picture(version, "loss", lambda: curves_png(curves, title, "epoch")))
 
 
 def _generative(runtime: RuntimeDep, version: str) -> Autoencoder:

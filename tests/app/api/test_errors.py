@@ -47,10 +47,13 @@ def test_a_corrupt_model_description_is_the_servers_fault(trained_copy: Path) ->
     [model_dir] = (trained_copy / "models").iterdir()
     description = json.loads((model_dir / "model.json").read_text())
     (model_dir / "model.json").write_text(json.dumps({**description, "config": {"variant": "conv", "channels": "x"}}))
-    with serve(trained_copy) as client:
+    with serve(trained_copy, batching=False) as client:
+        response = client.post(f"/api/v1/models/{model_dir.name}/reconstruct", files={"file": ("q.png", b"x")})
+        assert response.status_code == 500 and response.json()["code"] == "checkpoint_corrupt", response.text
+        assert "holds an invalid config" in response.json()["message"]
+        (model_dir / "model.json").write_text("{not json")
         response = client.get(f"/api/v1/models/{model_dir.name}")
-    assert response.status_code == 500 and response.json()["code"] == "checkpoint_corrupt", response.text
-    assert "holds an invalid config" in response.json()["message"]
+        assert response.status_code == 500 and response.json()["code"] == "checkpoint_corrupt", response.text
 
 
 @pytest.mark.parametrize(

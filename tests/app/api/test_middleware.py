@@ -1,5 +1,7 @@
 """The bad-input corpus against the real service: a clear 4xx each, and the server keeps serving."""
 
+import logging
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -78,3 +80,10 @@ def test_overload_is_a_503_with_retry_after(make_client, train_images: np.ndarra
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json()["code"] == "overloaded"
     assert client.post("/api/v1/search/batch", files=files).status_code == 200
+
+
+def test_a_newline_in_the_path_cannot_forge_a_log_line(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="aeseek.access"):
+        client.get("/api/v1/gallery/1%0A2026-11-29 INFO aeseek.access: GET /admin 200")
+    [line] = [record.getMessage() for record in caplog.records if record.name == "aeseek.access"]
+    assert "\n" not in line and "\\x0a" in line

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from app.services.runtime import Runtime
-from models.errors import NotFoundError, NotReadyError, OverloadedError
+from models.errors import CheckpointError, NotFoundError, NotReadyError, OverloadedError
 from tests.helpers import encode, png_of, serving_settings
 
 
@@ -79,3 +79,31 @@ def test_work_over_the_concurrency_limits_is_refused_at_once(trained_dir: Path, 
     # Slots come back: the same searches succeed once nothing else holds them.
     assert len(asyncio.run(runtime.search_upload(large, 3)).neighbours) == 3
     assert asyncio.run(runtime.search_upload(query, 3)).neighbours[0].item.id == 0
+
+
+def test_pictures_are_drawn_once_per_gallery_and_per_model(trained_copy: Path, train_images: np.ndarray) -> None:
+    runtime = started(trained_copy, batching=False)
+    drawn: list[str] = []
+
+    def render(name: str) -> bytes:
+        drawn.append(name)
+        return name.encode()
+
+    gallery = runtime.require_search().snapshot.gallery
+    for _ in range(3):
+        assert runtime.gallery_picture(gallery, "map", lambda: render("map")) == b"map"
+        assert runtime.model_picture("v1", "loss", lambda: render("loss")) == b"loss"
+    assert drawn == ["map", "loss"]
+    runtime.add_to_gallery([png_of(train_images[0])], [5], [None])  # a new gallery: a new map
+    runtime.gallery_picture(runtime.require_search().snapshot.gallery, "map", lambda: render("map"))
+    assert drawn == ["map", "loss", "map"]
+
+
+def test_a_model_description_is_read_without_its_weights(trained_copy: Path) -> None:
+    [model_dir] = (trained_copy / "models").iterdir()
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")  # corrupt: loading it would fail its checksum
+    runtime = Runtime(serving_settings(trained_copy))
+    assert runtime.record(model_dir.name).version == model_dir.name
+    with pytest.raises(CheckpointError, match="checksum"):
+        runtime.model(model_dir.name)

@@ -19,3 +19,10 @@ def test_metrics_count_requests_by_route_and_describe_the_active_model(
     assert 'aeseek_search_stage_seconds_count{stage="encode"}' in text
     assert "aeseek_gallery_size 600.0" in text
     assert 'aeseek_active_model_info{variant="conv"' in text
+
+
+def test_made_up_methods_share_one_series(client: TestClient) -> None:
+    for index in range(30):
+        client.request(f"BREW{index}", "/api/v1/health")
+    text = client.get("/metrics").text
+    assert "BREW" not in text and 'method="OTHER"' in text

@@ -138,5 +138,13 @@ def test_label_filter_returns_k_results_of_that_label(client: TestClient, train_
     )
     labels = [r["label"] for r in body.json()["results"]]
     assert labels == [4] * 20
-    empty = client.post("/api/v1/search", files={"file": ("q.png", png_of(train_images[0]))}, params={"label": 77})
-    assert empty.status_code == 200 and empty.json()["results"] == []
+
+
+def test_a_label_no_item_has_is_a_422_not_a_new_cache_entry(client: TestClient, train_images: np.ndarray) -> None:
+    gallery = client.app.state.runtime.require_search().snapshot.gallery  # type: ignore[attr-defined]
+    for label in (10, 42, 10**9):
+        response = client.post(
+            "/api/v1/search", files={"file": ("q.png", png_of(train_images[0]))}, params={"label": label}
+        )
+        assert response.status_code == 422 and "not a label of this gallery" in response.json()["message"]
+    assert gallery.labels == list(range(10))
