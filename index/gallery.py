@@ -105,6 +105,7 @@ class Gallery:
         model_variant: str,
         gallery: str,
         spec: IndexSpec | None = None,
+        next_id: int = 0,
     ) -> Gallery:
         """A new gallery over `codes` (N, dim), one row per item, in an index of `spec`'s kind (exact by default)."""
         if not (len(codes) == len(items) == len(images)):
@@ -124,6 +125,7 @@ class Gallery:
             created=time.time(),
             files={},
             index_params={key: value for key, value in spec.as_dict().items() if key != "kind"},
+            next_id=max(next_id, max((item.id for item in items), default=-1) + 1),
         )
         return cls(manifest, index, items, images)
 

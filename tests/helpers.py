@@ -182,3 +182,46 @@ def chance_precision(splits: dict[str, Any], gallery_size: int = 600, queries: i
     gallery = np.bincount(splits["train"].labels[:gallery_size], minlength=10) / gallery_size
     asked = np.bincount(splits["test"].labels[:queries], minlength=10) / queries
     return float((gallery * asked).sum())
+
+
+def run_until_killed(root: str, operation: str, argument: str, kill_at: int, ack: str) -> None:
+    """Crash-test child: perform one change on the data directory `root`, SIGKILLed at its `kill_at`-th
+    durable step (an fsync, a rename or a directory removal), and write what it acknowledges to `ack`.
+
+    With kill_at 0 nothing is killed and `ack` also gets the number of steps the change took.
+    """
+    import os
+    import shutil
+    import signal
+
+    from app.services.runtime import Runtime
+
+    steps = 0
+
+    def counted(function: Any) -> Any:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            nonlocal steps
+            steps += 1
+            if steps == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return function(*args, **kwargs)
+
+        return step
+
+    os.fsync, os.replace = counted(os.fsync), counted(os.replace)  # type: ignore[assignment]
+    shutil.rmtree = counted(shutil.rmtree)  # type: ignore[assignment]
+    runtime = Runtime(serving_settings(Path(root), batching=False))
+    runtime.load_active()
+    acknowledged: dict[str, Any] = {}
+    if operation == "add":
+        images = np.load(Path(root) / "query-images.npy")
+        added = runtime.add_to_gallery([png_of(image) for image in images], [1, 2, 3], [None, {"n": 2}, None])
+        acknowledged["ids"] = [item.id for item in added]
+    elif operation == "delete":
+        runtime.remove_from_gallery(int(argument))
+        acknowledged["deleted"] = int(argument)
+    elif operation == "activate":
+        acknowledged["version"] = runtime.activate(argument).record.version
+    elif operation == "train":
+        acknowledged["version"] = runtime.workspace.train(tiny_config(epochs=2, seed=3), run_name="crash").version
+    Path(ack).write_text(json.dumps({**acknowledged, "steps": steps}))

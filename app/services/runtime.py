@@ -59,6 +59,7 @@ class Runtime:
         self._gallery_pictures: WeakKeyDictionary[Gallery, dict[str, bytes]] = WeakKeyDictionary()
         self._model_pictures: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self.batcher: MicroBatcher | None = None
+        self._gallery_dir: Path | None = None  # where the served gallery is saved
         self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
         self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
 
@@ -134,7 +135,7 @@ class Runtime:
         for path in self.workspace.sweep_temporary_files():
             logger.warning("removed %s, left by an interrupted write", path)
         try:
-            model, record, gallery = self.workspace.load_active()
+            model, record, gallery, self._gallery_dir = self.workspace.load_active()
         except AeseekError as error:
             self.not_ready_reason = str(error)
             logger.warning("not ready: %s", error)
@@ -166,12 +167,6 @@ class Runtime:
             raise NotFoundError(f"no trained model with version {version!r}; see GET /api/v1/models")
         return self.workspace.models_dir / version
 
-    def _active_gallery_dir(self) -> Path:
-        pointer = self.workspace.active()
-        if pointer is None:
-            raise NotReadyError("no active gallery")
-        return self.workspace.root / pointer.gallery_dir
-
     def add_to_gallery(
         self, uploads: list[bytes], labels: list[int], metadata: list[dict[str, Any] | None]
     ) -> list[GalleryItem]:
@@ -182,8 +177,7 @@ class Runtime:
             queries = np.stack([service.prepare_upload(data).query for data in uploads])  # a bad file: nothing added
             codes = snapshot.embed(torch.from_numpy(queries)).numpy()
             gallery = snapshot.gallery.with_added(codes, labels, queries, metadata)
-            gallery.save(self._active_gallery_dir())
-            service.swap(replace(snapshot, gallery=gallery))
+            self._switch_gallery(service, replace(snapshot, gallery=gallery))
             return gallery.items[-len(uploads) :]
 
     def remove_from_gallery(self, item_id: int) -> None:
@@ -193,9 +187,15 @@ class Runtime:
             snapshot = service.snapshot
             if snapshot.gallery.item(item_id) is None:
                 raise NotFoundError(f"no gallery item with id {item_id}")
-            gallery = snapshot.gallery.without(item_id)
-            gallery.save(self._active_gallery_dir())
-            service.swap(replace(snapshot, gallery=gallery))
+            self._switch_gallery(service, replace(snapshot, gallery=snapshot.gallery.without(item_id)))
+
+    def _switch_gallery(self, service: SearchService, snapshot: Snapshot) -> None:
+        # Copy-on-write: the changed gallery goes to a new directory, then one atomic pointer
+        # write makes it the served one (see app/services/workspace.py), then searches see it.
+        directory = self.workspace.save_gallery(snapshot.gallery)
+        self.workspace.activate(snapshot.record.version, directory, replaces=self._gallery_dir)
+        self._gallery_dir = directory
+        service.swap(snapshot)
 
     def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
         """The 2-D PCA of a snapshot's gallery codes, computed once per gallery."""
@@ -248,10 +248,12 @@ class Runtime:
         """
         with self._activation:
             model, record = self.model(version)
-            gallery_dir = self.workspace.galleries_dir / f"{version}-{self.settings.gallery}"
             spec = index_spec(self.settings)
             current = self.search.snapshot.gallery if self.search is not None else None
+            gallery_dir = self.workspace.find_gallery(version, self.settings.gallery)
             try:
+                if gallery_dir is None:
+                    raise GalleryError(f"no gallery of model {version} yet")
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
                 if gallery.manifest.index_kind != spec.kind:
                     raise GalleryError(f"the saved gallery is {gallery.manifest.index_kind}, {spec.kind} is asked for")
@@ -259,9 +261,13 @@ class Runtime:
                     raise GalleryError("the saved gallery's items differ from the gallery being served")
             except GalleryError:
                 source = (current.images, current.items) if current is not None else None
-                gallery_dir = self.workspace.build_gallery(version, self.settings.gallery, spec=spec, source=source)
+                next_id = current.manifest.next_id if current is not None else 0
+                gallery_dir = self.workspace.build_gallery(
+                    version, self.settings.gallery, spec=spec, source=source, next_id=next_id
+                )
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
             self.workspace.activate(version, gallery_dir)
+            self._gallery_dir = gallery_dir
             snapshot = Snapshot.of(model, record, gallery)
             if self.search is None:
                 self.search = SearchService(snapshot, self.limits)

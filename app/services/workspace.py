@@ -3,15 +3,22 @@
 <root>/mnist/                     official IDX files (cached from whichever source)
 <root>/models/<version>/          trained models (see models.checkpoints)
 <root>/runs/<run>/                resumable training state of a run
-<root>/galleries/<version>-<g>/   galleries (see index.gallery)
+<root>/galleries/<version>-<g>-<n>/  galleries (see index.gallery), never changed once written
 <root>/active.json                the model and gallery the service answers with
+
+Every change of a gallery is copy-on-write: the new gallery is written whole into a new
+directory (its manifest last), then one atomic, fsync'd write of active.json switches to it,
+and only then is the replaced directory removed. A crash at any point leaves active.json
+naming a complete gallery: the old one or the new one, never a mix.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -137,26 +144,54 @@ class Workspace:
         on_batch: Callable[[int], None] | None = None,
         spec: IndexSpec | None = None,
         source: tuple[np.ndarray, list[GalleryItem]] | None = None,
+        next_id: int = 0,
     ) -> Path:
         """Embed a gallery with a saved model and write it in an index of `spec`'s kind; returns its directory.
 
         The images are the MNIST splits of `choice`, or `source` (the images and items of a gallery
-        that has grown or shrunk through the API, so a new model keeps them)."""
+        that has grown or shrunk through the API, so a new model keeps them, with `next_id` carried
+        over so that no id comes back)."""
         model, record = load_model(self.models_dir / version)
         images, items = source if source is not None else self.gallery_source(choice)
         codes = embed_images(model, images, on_batch)
         gallery = Gallery.build(
-            codes, items, images, model_version=record.version, model_variant=record.variant, gallery=choice, spec=spec
-        )
-        directory = self.galleries_dir / f"{version}-{choice}"
+            codes, items, images, model_version=record.version, model_variant=record.variant, gallery=choice, spec=spec,
+            next_id=next_id,
+        )  # fmt: skip
+        return self.save_gallery(gallery)
+
+    def save_gallery(self, gallery: Gallery) -> Path:
+        """Write a gallery into a directory of its own that did not exist before; returns it."""
+        manifest = gallery.manifest
+        directory = self.galleries_dir / f"{manifest.model_version}-{manifest.gallery}-{uuid.uuid4().hex[:8]}"
         gallery.save(directory)
         return directory
 
-    def activate(self, version: str, gallery_dir: Path) -> None:
-        """Point the service at a model and its gallery (one atomic write); earlier ones are kept as fallbacks."""
-        pointer = {"model_version": version, "gallery_dir": str(gallery_dir.relative_to(self.root))}
-        earlier = [p for p in self._pointers() if p != pointer][: KEPT_ACTIVATIONS - 1]
-        atomic_write_json(self.active_file, {**pointer, "at": time.time(), "previous": earlier})
+    def find_gallery(self, version: str, choice: str) -> Path | None:
+        """The newest complete gallery of a model and MNIST choice, if one was built before."""
+        candidates = []
+        for directory in self.galleries_dir.glob(f"{version}-{choice}*"):
+            try:
+                candidates.append((read_manifest(directory).created, directory))
+            except AeseekError:
+                continue  # partial or corrupt: never reused
+        return max(candidates)[1] if candidates else None
+
+    def activate(self, version: str, gallery_dir: Path, replaces: Path | None = None) -> None:
+        """Point the service at a model and its gallery (one atomic, fsync'd write).
+
+        Earlier activations are kept as fallbacks, except `replaces`: an older copy of the same
+        gallery (before an add or a delete), which is removed once the pointer names the new one.
+        """
+        pointer = {"model_version": version, "gallery_dir": self._relative(gallery_dir)}
+        dropped = self._relative(replaces) if replaces is not None else None
+        earlier = [p for p in self._pointers() if p != pointer and p["gallery_dir"] != dropped]
+        atomic_write_json(self.active_file, {**pointer, "at": time.time(), "previous": earlier[: KEPT_ACTIVATIONS - 1]})
+        if replaces is not None and replaces != gallery_dir:
+            shutil.rmtree(replaces, ignore_errors=True)
+
+    def _relative(self, directory: Path) -> str:
+        return str(directory.relative_to(self.root))
 
     def _pointers(self) -> list[dict[str, str]]:
         if not self.active_file.is_file():
@@ -173,8 +208,8 @@ class Workspace:
         pointers = self._pointers()
         return ActivePointer(**pointers[0]) if pointers else None
 
-    def load_active(self) -> tuple[Autoencoder, ModelRecord, Gallery]:
-        """The active model and its gallery, checked to belong together.
+    def load_active(self) -> tuple[Autoencoder, ModelRecord, Gallery, Path]:
+        """The active model, its gallery and the gallery's directory, checked to belong together.
 
         A corrupt or partial model or gallery is reported and skipped: the previous
         activation that loads cleanly is used instead. A gallery built by another model
@@ -197,7 +232,7 @@ class Workspace:
                 continue
             if problems:
                 logger.warning("serving the last good activation %s instead", pointer.model_version)
-            return model, record, gallery
+            return model, record, gallery, self.root / pointer.gallery_dir
         raise NotReadyError("no activation loads cleanly: " + "; ".join(problems))
 
     def active_mismatch(self) -> str | None:

@@ -15,7 +15,7 @@ from models.data.preprocessing import DecodeLimits
 
 @pytest.fixture(scope="module")
 def service(trained_dir: Path) -> SearchService:
-    model, record, gallery = Workspace(trained_dir, "idx").load_active()
+    model, record, gallery, _ = Workspace(trained_dir, "idx").load_active()
     return SearchService(Snapshot.of(model, record, gallery), DecodeLimits())
 
 
