@@ -260,7 +260,12 @@ class Gallery:
                     "write); rebuild it with `aeseek index build`"
                 )
         index = open_backend(manifest.index_kind, directory / "index.faiss", manifest.index_params)
-        items = [GalleryItem(**json.loads(line)) for line in (directory / "items.jsonl").read_text().splitlines()]
+        try:
+            items = [GalleryItem(**json.loads(line)) for line in (directory / "items.jsonl").read_text().splitlines()]
+        except (ValueError, TypeError, RecursionError) as error:
+            raise GalleryError(
+                f"{directory / 'items.jsonl'} holds an unreadable item ({type(error).__name__})"
+            ) from None
         images = np.load(directory / "images.npy", allow_pickle=False)
         if not (len(index) == len(items) == len(images) == manifest.count):
             raise GalleryError(f"{directory}: index, items and images disagree on the gallery size")

@@ -21,6 +21,10 @@ from models.errors import InvalidRequestError, NotFoundError
 
 router = APIRouter(prefix="/gallery", tags=["gallery"])
 
+# Metadata rides along with every item (rewritten with the gallery on each change): keep it small and flat.
+MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 8
+
 
 def _unknown(item_id: int, size: int) -> NotFoundError:
     return NotFoundError(f"no gallery item with id {item_id}; ids run from 0 to {size - 1}")
@@ -104,14 +108,32 @@ def _parse_labels(text: str, count: int) -> list[int]:
 def _parse_metadata(text: str | None, count: int) -> list[dict[str, Any] | None]:
     if not text:
         return [None] * count
+    if len(text.encode()) > MAX_METADATA_BYTES * count:
+        raise InvalidRequestError(f"metadata is over {MAX_METADATA_BYTES} bytes per file")
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidRequestError(f"metadata is not valid JSON ({error})") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise InvalidRequestError(f"metadata is not valid JSON ({type(error).__name__})") from None
     entries = value if isinstance(value, list) else [value] * count
     if len(entries) != count or not all(isinstance(entry, dict) for entry in entries):
         raise InvalidRequestError("metadata: one JSON object for all files, or a list of one per file")
+    for entry in entries:
+        if len(json.dumps(entry).encode()) > MAX_METADATA_BYTES:
+            raise InvalidRequestError(f"metadata is over {MAX_METADATA_BYTES} bytes for a file (as compact JSON)")
+        if nesting_depth(entry) > MAX_METADATA_DEPTH:
+            raise InvalidRequestError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
     return entries
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply JSON containers nest in `value` (a scalar is 0), without recursion."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, depth + 1)
+            pending.extend((child, depth + 1) for child in (current.values() if isinstance(current, dict) else current))
+    return deepest
 
 
 @router.post(

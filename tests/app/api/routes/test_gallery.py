@@ -100,3 +100,29 @@ def test_neighbours_of_a_gallery_item(client: TestClient, train_images: np.ndarr
     searched = client.post("/api/v1/search", files={"file": ("q.png", png_of(train_images[42]))}, params={"k": 6})
     assert [r["id"] for r in searched.json()["results"]][1:] == ids
     assert client.get("/api/v1/gallery/999999/neighbours").status_code == 404
+
+
+def nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"n": value}
+    return value
+
+
+def test_metadata_is_bounded_in_depth_and_size(trained_copy: Path, full_mnist: dict[str, MnistSplit]) -> None:
+    good = ("files", ("a.png", encode(Image.fromarray(full_mnist["test"].images[0])), "image/png"))
+    with serve(trained_copy, headers=AUTH, api_keys="gallery-key") as client:
+        for metadata, status in [
+            (nested(8), 201),
+            (nested(9), 422),
+            (nested(300), 422),  # was a 500 with the item saved, then a 500 on every read of it
+            ({"text": "x" * 5000}, 422),
+        ]:
+            response = client.post(
+                "/api/v1/gallery", files=[good], data={"labels": "1", "metadata": json.dumps(metadata)}
+            )
+            assert response.status_code == status, response.text
+        deep = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON parser recurses
+        response = client.post("/api/v1/gallery", files=[good], data={"labels": "1", "metadata": deep})
+        assert response.status_code == 422 and response.json()["code"] == "validation_error"
+        assert client.get("/api/v1/ready").json()["gallery_size"] == 601
