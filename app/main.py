@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +13,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimit, RequestContext, RequestTimeout
+from app.api.middleware import BodySizeLimit, Idempotency, RequestContext, RequestTimeout
 from app.api.openapi import install_openapi
 from app.api.router import api_router, site_router
 from app.api.routes.web import mount_static
+from app.services.idempotency import IdempotencyStore
 from app.services.jobs.manager import JobManager
 from app.services.observability import Metrics
 from app.services.runtime import Runtime, configure_threads
@@ -43,6 +45,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     jobs: JobManager | None = app.state.jobs
     configure_threads(runtime.settings)
+    app.state.idempotency.prune(running_too=True)  # requests a killed process was running are not running
     runtime.load_active()
     runtime.start_batching()
     # Torch, the gallery and the app are ~250k long-lived objects: a full collection over them
@@ -64,7 +67,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.stop_batching()
 
 
+# The mutating POST routes that honour Idempotency-Key.
+IDEMPOTENT_PATHS = re.compile(r"/api/v1/(gallery|train|models/[^/]+/activate|jobs/[^/]+/resume)")
+
+
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    # Added innermost first: the request passes RequestContext, CORS, the timeout and the body
+    # limit before an idempotent route reads its (already size-checked) body.
+    app.add_middleware(Idempotency, store=app.state.idempotency, paths=IDEMPOTENT_PATHS)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
@@ -92,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = Runtime(settings)
     app.state.jobs = JobManager(settings) if settings.jobs_enabled else None
     app.state.metrics = metrics = Metrics()
+    app.state.idempotency = IdempotencyStore(settings.data_dir / "idempotency")
     if app.state.jobs is not None:
         metrics.watch_jobs(app.state.jobs.store)
     install_error_handlers(app)

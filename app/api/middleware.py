@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -11,9 +12,10 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import error_response
+from app.api.errors import error_response, status_of
+from app.services.idempotency import IdempotencyStore, StoredResponse, fingerprint
 from app.services.observability import Metrics, request_id_var
-from models.errors import ErrorCode
+from models.errors import AeseekError, ErrorCode
 
 access_logger = logging.getLogger("aeseek.access")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -177,3 +179,86 @@ def route_template(scope: Scope) -> str:
     if scope["path"].startswith(API_PREFIX) and not template.startswith(API_PREFIX):
         return API_PREFIX + template
     return str(template)
+
+
+class Idempotency:
+    """Requests that carry `Idempotency-Key` on mutating POST routes run once per (caller, key).
+
+    The first request runs to its end even when the client stops waiting (a timeout, a dropped
+    connection): it is a task of its own, shielded from the request's cancellation, that stores
+    its answer when done. A retry with the key gets that answer (with `Idempotency-Replayed:
+    true`), or 409 while the first still runs; server errors (5xx) are not stored, so a retry
+    after one does the work again.
+    """
+
+    def __init__(self, app: ASGIApp, store: IdempotencyStore, paths: re.Pattern[str]) -> None:
+        self.app = app
+        self.store = store
+        self.paths = paths
+        self._running: set[asyncio.Task[StoredResponse]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
+        key = headers.get(b"idempotency-key")
+        if key is None or scope["method"] != "POST" or not self.paths.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        caller = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
+        request = fingerprint(
+            scope["method"], scope["path"], scope.get("query_string", b""), headers.get(b"content-type", b""), body
+        )
+        try:
+            stored = self.store.claim(caller, key.decode("latin-1"), request)
+        except AeseekError as error:
+            await error_response(status_of(error), error.code, str(error))(scope, receive, send)
+            return
+        if stored is None:
+            task = asyncio.create_task(self._run_once(scope, body, caller, key.decode("latin-1"), request))
+            self._running.add(task)  # a strong reference while it runs, whatever the request does
+            task.add_done_callback(self._running.discard)
+            stored = await asyncio.shield(task)
+            replayed = False
+        else:
+            replayed = True
+        extra = [(b"idempotency-replayed", b"true")] if replayed else []
+        encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in stored.headers]
+        await send({"type": "http.response.start", "status": stored.status, "headers": [*encoded, *extra]})
+        await send({"type": "http.response.body", "body": stored.body.encode("latin-1")})
+
+    async def _run_once(self, scope: Scope, body: bytes, caller: str, key: str, request: str) -> StoredResponse:
+        delivered = False
+
+        async def replay_body() -> Message:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        status, headers, chunks = 500, [], []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in message["headers"]]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, replay_body, capture)
+        except BaseException:
+            self.store.release(caller, key)
+            raise
+        response = StoredResponse(status, headers, b"".join(chunks).decode("latin-1"))
+        if status >= 500:
+            self.store.release(caller, key)
+        else:
+            self.store.complete(caller, key, request, response)
+        return response

@@ -1,12 +1,17 @@
 """The bad-input corpus against the real service: a clear 4xx each, and the server keeps serving."""
 
 import logging
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import png_of
+from app.services.runtime import Runtime
+from tests.helpers import png_of, serve
+
+GALLERY_AUTH = {"Authorization": "Bearer gallery-key"}
 
 
 def test_huge_upload_is_refused_from_its_declared_length(client: TestClient) -> None:
@@ -87,3 +92,41 @@ def test_a_newline_in_the_path_cannot_forge_a_log_line(client: TestClient, caplo
         client.get("/api/v1/gallery/1%0A2026-11-29 INFO aeseek.access: GET /admin 200")
     [line] = [record.getMessage() for record in caplog.records if record.name == "aeseek.access"]
     assert "\n" not in line and "\\x0a" in line
+
+
+def test_a_retry_with_an_idempotency_key_answers_the_first_result(trained_copy: Path, train_images: np.ndarray) -> None:
+    files = [("files", ("a.png", png_of(train_images[0])))]
+    headers = {**GALLERY_AUTH, "Idempotency-Key": "add-0001"}
+    with serve(trained_copy, api_keys="gallery-key") as client:
+        first = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
+        again = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
+        assert first.status_code == again.status_code == 201 and again.json() == first.json()
+        assert again.headers["idempotency-replayed"] == "true" and "idempotency-replayed" not in first.headers
+        assert client.get("/api/v1/ready").json()["gallery_size"] == 601  # added once
+        other = client.post("/api/v1/gallery", files=files, data={"labels": "6"}, headers=headers)
+        assert other.status_code == 422 and "different request" in other.json()["message"]
+
+
+def test_a_timed_out_add_finishes_once_and_its_retry_gets_the_result(
+    trained_copy: Path, train_images: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_add = Runtime.add_to_gallery
+
+    def slow_add(self: Runtime, *args: object) -> object:
+        time.sleep(1.0)
+        return real_add(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Runtime, "add_to_gallery", slow_add)
+    files = [("files", ("a.png", png_of(train_images[0])))]
+    headers = {**GALLERY_AUTH, "Idempotency-Key": "slow-add"}
+    with serve(trained_copy, api_keys="gallery-key", request_timeout_s=0.3) as client:
+        timed_out = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
+        assert timed_out.status_code == 504
+        retry = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
+        assert retry.status_code == 409 and "still running" in retry.json()["message"]
+        deadline = time.monotonic() + 30
+        while retry.status_code == 409 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            retry = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
+        assert retry.status_code == 201 and retry.headers["idempotency-replayed"] == "true"
+        assert client.get("/api/v1/ready").json()["gallery_size"] == 601  # the work happened once
