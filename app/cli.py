@@ -22,7 +22,7 @@ from index.backend import INDEX_KINDS, IndexSpec
 from models.base import AutoencoderConfig
 from models.checkpoints import list_models
 from models.errors import AeseekError, InvalidRequestError, NotFoundError
-from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, config_from_dict, default_config
+from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, check_size, config_from_dict, default_config
 from models.summary import describe
 
 TRAINING_FLAGS = ("epochs", "batch_size", "lr", "seed", "train_subset")
@@ -58,7 +58,9 @@ def build_config(args: argparse.Namespace) -> AutoencoderConfig:
         if value is not None:
             raw["training"][flag] = value
     raw["variant"] = args.variant
-    return config_from_dict(raw)
+    config = config_from_dict(raw)
+    check_size(config)
+    return config
 
 
 def _workspace(settings: Settings) -> Workspace:

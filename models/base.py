@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,18 +11,23 @@ from torch import Tensor, nn
 
 from models.progress import Hooks
 
+# Bounds that keep one training job within one machine: no field may ask for a model or a
+# batch that needs tens of gigabytes (the sizes below, and MAX_PARAMETERS in models/registry.py).
+LayerSize = Annotated[int, Field(ge=1, le=4096)]
+HiddenLayers = Annotated[list[LayerSize], Field(max_length=6)]
+
 
 class TrainingConfig(BaseModel):
     """Hyper-parameters of the training loop, shared by every variant."""
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(6, ge=1, le=1000, description="Passes over the training images.")
-    batch_size: int = Field(128, ge=1, le=8192, description="Images per optimisation step.")
+    epochs: int = Field(6, ge=1, le=200, description="Passes over the training images.")
+    batch_size: int = Field(128, ge=1, le=1024, description="Images per optimisation step.")
     lr: float = Field(2e-3, gt=0, le=1.0, description="Peak learning rate of Adam (one-cycle schedule).")
     seed: int = Field(0, ge=0, description="Seed of weights, shuffling and noise: same seed, same model.")
     train_subset: int | None = Field(
-        None, ge=1, description="Train on the first N training images only (None: all 60,000)."
+        None, ge=1, le=60_000, description="Train on the first N training images only (None: all 60,000)."
     )
 
 

@@ -38,6 +38,8 @@ VARIANTS: dict[str, tuple[type[AutoencoderConfig], type[Autoencoder]]] = {
     "lstm": (LSTMConfig, LSTMAutoencoder),
 }
 DEFAULT_VARIANT = "conv"
+# With Adam's two moments that is about 1.6 GB of training state: one job stays within one machine.
+MAX_PARAMETERS = 100_000_000
 GENERATIVE_VARIANTS = frozenset({"vae", "conv_vae"})
 
 
@@ -61,6 +63,18 @@ def config_from_dict(raw: dict[str, Any]) -> AutoencoderConfig:
 def default_config(variant: str = DEFAULT_VARIANT) -> AutoencoderConfig:
     """The default config of a variant."""
     return VARIANTS[_check(variant)][0].model_validate({"variant": variant})
+
+
+def check_size(config: AutoencoderConfig) -> int:
+    """The model's parameter count, built without memory (meta tensors); InvalidRequestError over MAX_PARAMETERS."""
+    with torch.device("meta"):
+        count = VARIANTS[_check(config.variant)][1](config).parameter_count()
+    if count > MAX_PARAMETERS:
+        raise InvalidRequestError(
+            f"this {config.variant} config has {count:,} parameters; the limit is {MAX_PARAMETERS:,} "
+            "(smaller hidden layers, channels or code)"
+        )
+    return count
 
 
 def build_model(config: AutoencoderConfig) -> Autoencoder:

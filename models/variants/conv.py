@@ -17,7 +17,7 @@ ReLU except the last, which has a tanh output. Inputs are scaled to [-1, 1] to m
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from models.base import Autoencoder, AutoencoderConfig
 from models.variants.losses import gaussian_kl
 
 TRUNK_SHAPE = (256, 4, 4)
+Channels = Annotated[int, Field(ge=1, le=256)]
 
 
 class ConvConfig(AutoencoderConfig):
@@ -35,7 +36,7 @@ class ConvConfig(AutoencoderConfig):
 
     variant: Literal["conv"] = "conv"
     code_dim: int = Field(16, ge=1, le=4096, description="Size of the code z1 used for retrieval.")
-    channels: tuple[int, int, int] = Field(
+    channels: tuple[Channels, Channels, Channels] = Field(
         (32, 64, 128), description="Channels of the first three convolutions; the fourth has 256."
     )
     code_activation: Literal["linear", "relu"] = Field(

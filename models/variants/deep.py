@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from models.base import TrainingConfig
+from models.base import HiddenLayers, TrainingConfig
 from models.pca import PCA
 from models.progress import Hooks
 from models.training.loop import fit
@@ -30,7 +30,9 @@ class DeepConfig(DenseConfig):
     """784-1000-500-250-16 with sigmoid layers and a linear code."""
 
     variant: Literal["deep"] = "deep"
-    hidden: list[int] = Field(default_factory=lambda: [1000, 500, 250], description="RBM hidden sizes below the code.")
+    hidden: HiddenLayers = Field(
+        default_factory=lambda: [1000, 500, 250], description="RBM hidden sizes below the code."
+    )
     activation: Activation = Field("sigmoid", description="Activation of the hidden layers (Bernoulli RBM units).")
     code_activation: Activation = Field("linear", description="The code layer (Gaussian RBM units).")
     rbm_epochs: int = Field(2, ge=1, le=100, description="Epochs of CD training per RBM.")

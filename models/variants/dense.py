@@ -19,7 +19,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from models.base import Autoencoder, AutoencoderConfig, TrainingConfig
+from models.base import Autoencoder, AutoencoderConfig, HiddenLayers, TrainingConfig
 from models.data.corruption import Corruption, corrupt
 from models.variants.losses import (
     contractive_autograd,
@@ -42,7 +42,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 class DenseConfig(AutoencoderConfig):
     """Options shared by every fully connected variant."""
 
-    hidden: list[int] = Field(
+    hidden: HiddenLayers = Field(
         default_factory=list, description="Encoder hidden layer sizes between input and code (mirrored)."
     )
     activation: Activation = Field("relu", description="Activation of the hidden layers.")
@@ -63,8 +63,6 @@ class DenseConfig(AutoencoderConfig):
     def _sparsity_needs_sigmoid_code(self) -> DenseConfig:
         if self.sparsity_lambda > 0 and self.code_activation != "sigmoid":
             raise ValueError("sparsity_lambda > 0 needs code_activation 'sigmoid' (activations in (0, 1))")
-        if any(size < 1 for size in self.hidden):
-            raise ValueError("hidden layer sizes must be at least 1")
         return self
 
 
@@ -153,7 +151,7 @@ class MultilayerConfig(DenseConfig):
     """784 -> 512 -> 128 -> 16 -> 128 -> 512 -> 784 by default, trained end to end."""
 
     variant: Literal["multilayer"] = "multilayer"
-    hidden: list[int] = Field(default_factory=lambda: [512, 128], description="Encoder hidden sizes (mirrored).")
+    hidden: HiddenLayers = Field(default_factory=lambda: [512, 128], description="Encoder hidden sizes (mirrored).")
     code_activation: Activation = Field("linear", description="Activation of the code layer.")
     training: TrainingConfig = Field(default_factory=lambda: _training(10, 2e-3))
 

@@ -31,9 +31,9 @@ class LSTMConfig(AutoencoderConfig):
 
     variant: Literal["lstm"] = "lstm"
     sequence: Literal["rows", "moving_mnist"] = Field("rows", description="What a sequence is.")
-    hidden_size: int = Field(128, ge=1, le=4096, description="Units of each LSTM.")
-    frames: int = Field(10, ge=2, le=50, description="Moving MNIST: frames the encoder reads.")
-    future_frames: int = Field(0, ge=0, le=50, description="Moving MNIST: frames the future predictor predicts.")
+    hidden_size: int = Field(128, ge=1, le=1024, description="Units of each LSTM.")
+    frames: int = Field(10, ge=2, le=20, description="Moving MNIST: frames the encoder reads.")
+    future_frames: int = Field(0, ge=0, le=20, description="Moving MNIST: frames the future predictor predicts.")
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(epochs=6, lr=3e-3))
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from models.base import TrainingConfig
+from models.base import HiddenLayers, TrainingConfig
 from models.progress import Hooks
 from models.training.loop import fit
 from models.variants.dense import ACTIVATIONS, Activation, DenseAutoencoder, DenseConfig
@@ -27,7 +27,7 @@ class StackedConfig(DenseConfig):
     """784 -> 256 -> 64 -> 16, each layer trained alone first."""
 
     variant: Literal["stacked"] = "stacked"
-    hidden: list[int] = Field(default_factory=lambda: [256, 64], description="Hidden sizes below the code.")
+    hidden: HiddenLayers = Field(default_factory=lambda: [256, 64], description="Hidden sizes below the code.")
     activation: Activation = Field("sigmoid", description="Activation of every hidden layer.")
     code_activation: Activation = Field("sigmoid", description="Activation of the code layer.")
     layer_epochs: int = Field(3, ge=1, le=100, description="Epochs of greedy training per layer.")

@@ -13,7 +13,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from models.base import Autoencoder, AutoencoderConfig, TrainingConfig
+from models.base import Autoencoder, AutoencoderConfig, HiddenLayers, TrainingConfig
 from models.variants.dense import PIXELS, mlp
 from models.variants.losses import gaussian_kl, reconstruction_loss
 
@@ -22,7 +22,7 @@ class VAEConfig(AutoencoderConfig):
     """784 -> 512 -> (mu, log sigma^2) of 16 -> 512 -> 784 by default."""
 
     variant: Literal["vae"] = "vae"
-    hidden: list[int] = Field(default_factory=lambda: [512], description="Encoder hidden sizes (mirrored).")
+    hidden: HiddenLayers = Field(default_factory=lambda: [512], description="Encoder hidden sizes (mirrored).")
     reconstruction: Literal["mse", "bce"] = Field("bce", description="Reconstruction term, summed over pixels.")
     beta: float = Field(1.0, ge=0, description="Weight of the KL term (beta-VAE; 1 is the plain VAE).")
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(epochs=10, lr=2e-3))

@@ -12,6 +12,7 @@ from app.services.jobs.worker import run_worker
 from app.settings import Settings
 from models.base import AutoencoderConfig
 from models.errors import AeseekError, ConflictError, ErrorCode, NotFoundError
+from models.registry import check_size
 
 logger = logging.getLogger("aeseek.jobs")
 
@@ -86,6 +87,7 @@ class JobManager:
                 f"{waiting} jobs are already queued; the limit is {self.settings.max_queued_jobs} "
                 "(AESEEK_MAX_QUEUED_JOBS). Wait for one to finish or cancel one.",
             )
+        check_size(config)  # a config too large for the machine is refused now, not when it runs out of memory
         return self.store.create(config.variant, config.model_dump(mode="json"))
 
     def get(self, job_id: str) -> JobRecord:

@@ -39,7 +39,7 @@ def test_stacked_job_reports_its_layers(jobs_client: TestClient) -> None:
 
 
 def test_cancel_a_running_job(jobs_client: TestClient) -> None:
-    long = {**TINY_CONV, "training": {"epochs": 500, "batch_size": 64}}
+    long = {**TINY_CONV, "training": {"epochs": 200, "batch_size": 64}}
     job = submit(jobs_client, long)
     wait_for(jobs_client, job["id"], {"running"}, lambda j: j["progress"]["step"] > 0)
     assert jobs_client.delete(f"/api/v1/jobs/{job['id']}").status_code == 202

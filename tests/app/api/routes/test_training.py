@@ -19,6 +19,15 @@ from tests.helpers import JOBS_AUTH, JOBS_KEY, TINY_CONV, serving_settings
         ({"variant": "conv", "colour": "red"}, "colour"),
         ({"variant": "vae", "training": {"epochs": 0}}, "epochs"),
         ({}, "variant"),
+        # Sizes that would not fit the machine (one LSTM config once needed ~16 GB per batch).
+        ({"variant": "lstm", "hidden_size": 4096}, "hidden_size"),
+        ({"variant": "lstm", "sequence": "moving_mnist", "frames": 50}, "frames"),
+        ({"variant": "multilayer", "hidden": [512] * 7}, "hidden"),
+        ({"variant": "multilayer", "hidden": [100_000]}, "hidden"),
+        ({"variant": "conv", "channels": [32, 64, 4096]}, "channels"),
+        ({"variant": "conv", "training": {"batch_size": 8192}}, "batch_size"),
+        ({"variant": "conv", "training": {"epochs": 1000}}, "epochs"),
+        ({"variant": "multilayer", "hidden": [4096] * 6, "code_dim": 4096}, "parameters"),
     ],
 )
 def test_bad_configs_are_422_naming_the_field(jobs_client: TestClient, body: dict[str, Any], field: str) -> None:
@@ -37,7 +46,7 @@ def test_queue_limit(jobs_root: Path) -> None:
         update={"max_queued_jobs": 1, "jobs_enabled": True}
     )
     with TestClient(create_app(settings), headers=JOBS_AUTH) as limited:
-        long = {**TINY_CONV, "training": {"epochs": 500}}
+        long = {**TINY_CONV, "training": {"epochs": 200}}
         first, second, third = (limited.post("/api/v1/train", json=long) for _ in range(3))
         statuses = [first.status_code, second.status_code, third.status_code]
         assert 429 in statuses and statuses[0] == 202
