@@ -16,6 +16,7 @@ from tqdm import tqdm
 from app.progress import TrainingBar
 from app.services.evaluation import evaluate_and_record, format_table
 from app.services.observability import configure_logging
+from app.services.retention import collect
 from app.services.workspace import Workspace
 from app.settings import Settings, get_settings, index_spec, reference_markdown
 from index.backend import INDEX_KINDS, IndexSpec
@@ -199,6 +200,15 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_gc(args: argparse.Namespace, settings: Settings) -> int:
+    removals = collect(_workspace(settings), settings.job_retention_days * 86400.0, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for removal in removals:
+        print(f"{verb} {removal.path} ({removal.size:,} bytes): {removal.why}")
+    print(f"{verb} {len(removals)} items, {sum(r.size for r in removals):,} bytes", file=sys.stderr)
+    return 0
+
+
 def command_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(reference_markdown(), end="")
@@ -286,6 +296,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", help="variants: a comma-separated subset.")
     bench.add_argument("--max-size", type=int, help="index: largest gallery (default: all of 60k, 1M, 10M).")
     bench.set_defaults(handler=command_bench)
+
+    gc_parser = commands.add_parser("gc", help="Delete what nothing uses: orphan galleries, old jobs, stale states.")
+    gc_parser.add_argument("--dry-run", action="store_true", help="Only list what would be deleted.")
+    gc_parser.set_defaults(handler=command_gc)
 
     settings_parser = commands.add_parser("settings", help="Show the effective settings (AESEEK_* variables).")
     settings_parser.add_argument("--markdown", action="store_true", help="Print the configuration reference instead.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from app.api.routes.web import mount_static
 from app.services.idempotency import IdempotencyStore
 from app.services.jobs.manager import JobManager
 from app.services.observability import Metrics
+from app.services.retention import collect
 from app.services.runtime import Runtime, configure_threads
 from app.settings import Settings, get_settings
 
@@ -32,6 +34,7 @@ be activated for search once trained.
 """
 
 SUPERVISE_INTERVAL_S = 1.0
+logger = logging.getLogger("aeseek")
 
 
 async def _supervise(jobs: JobManager) -> None:
@@ -46,6 +49,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     jobs: JobManager | None = app.state.jobs
     configure_threads(runtime.settings)
     app.state.idempotency.prune(running_too=True)  # requests a killed process was running are not running
+    for removal in collect(runtime.workspace, runtime.settings.job_retention_days * 86400.0):
+        logger.info("removed %s: %s (%d bytes)", removal.path, removal.why, removal.size)
     runtime.load_active()
     runtime.start_batching()
     # Torch, the gallery and the app are ~250k long-lived objects: a full collection over them

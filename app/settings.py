@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="Uploads decoded at once in worker threads (large queries, batches, gallery adds, pictures); "
         "more get 503 with Retry-After instead of queueing without end.",
     )
+    job_retention_days: float = Field(
+        30.0, gt=0, description="Finished job records (and their training states) older than this are deleted."
+    )
+    disk_budget_bytes: int = Field(
+        0, ge=0, description="Most bytes the data directory may hold; a write that would pass it gets 507. 0: none."
+    )
     request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may run before a 504.")
     log_level: str = Field("info", description="Lowest level of log lines written (debug, info, warning, error).")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON (with request ids).")

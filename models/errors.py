@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     # The server is not ready or not configured for the request (503).
     NOT_READY = "not_ready"
     OVERLOADED = "overloaded"
+    DISK_BUDGET_EXCEEDED = "disk_budget_exceeded"
     JOBS_DISABLED = "jobs_disabled"
     DATASET_UNAVAILABLE = "dataset_unavailable"
     # The server's own state or configuration is at fault (5xx).
@@ -85,6 +86,12 @@ class OverloadedError(AeseekError):
     """The service is at its limit of concurrent work; the client should retry shortly."""
 
     code = ErrorCode.OVERLOADED
+
+
+class DiskBudgetError(AeseekError):
+    """A write would take the data directory past its disk budget."""
+
+    code = ErrorCode.DISK_BUDGET_EXCEEDED
 
 
 class DatasetError(AeseekError):

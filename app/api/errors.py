@@ -39,6 +39,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.TRAINING_STOPPED: 409,
     ErrorCode.NOT_READY: 503,
     ErrorCode.OVERLOADED: 503,
+    ErrorCode.DISK_BUDGET_EXCEEDED: 507,
     ErrorCode.JOBS_DISABLED: 503,
     ErrorCode.DATASET_UNAVAILABLE: 503,
     ErrorCode.CHECKPOINT_CORRUPT: 500,
@@ -66,6 +67,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         415: "Not an image in an accepted format.",
         422: "Invalid parameters, or an image with no ink.",
         500: "The server's own saved state (a model or gallery file) is corrupt, or it is misconfigured.",
+        507: "The write would take the data directory past AESEEK_DISK_BUDGET_BYTES; delete models or run aeseek gc.",
         503: "No model or gallery loaded yet, at the limit of concurrent work (retry after `Retry-After`"
         " seconds), training jobs disabled, or the dataset unavailable.",
     }.items()

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from app.services.batching import MicroBatcher
+from app.services.retention import size_of
 from app.services.search import SearchOutcome, SearchService, Snapshot
 from app.services.workspace import Workspace
 from app.settings import Settings, index_spec
@@ -27,7 +28,7 @@ from index.gallery import Gallery, GalleryError, GalleryItem, LatentProjection, 
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, load_model, read_record
 from models.data.preprocessing import DecodeLimits, decode_image
-from models.errors import AeseekError, NotFoundError, NotReadyError, OverloadedError
+from models.errors import AeseekError, ConflictError, DiskBudgetError, NotFoundError, NotReadyError, OverloadedError
 
 logger = logging.getLogger("aeseek")
 
@@ -177,6 +178,7 @@ class Runtime:
             queries = np.stack([service.prepare_upload(data).query for data in uploads])  # a bad file: nothing added
             codes = snapshot.embed(torch.from_numpy(queries)).numpy()
             gallery = snapshot.gallery.with_added(codes, labels, queries, metadata)
+            self.ensure_room(size_of(self._gallery_dir) if self._gallery_dir else 0)  # a whole new copy is written
             self._switch_gallery(service, replace(snapshot, gallery=gallery))
             return gallery.items[-len(uploads) :]
 
@@ -231,6 +233,27 @@ class Runtime:
                     self._model_pictures.popitem(last=False)
         return cached
 
+    def delete_model(self, version: str) -> None:
+        """Delete a trained model and its galleries; refused for the model answering searches."""
+        with self._activation:
+            self._model_dir(version)
+            if self.search is not None and self.search.snapshot.record.version == version:
+                raise ConflictError(f"model {version} answers searches; activate another model before deleting it")
+            self.workspace.forget_model(version)
+            with self._models_lock:
+                self._models.pop(version, None)
+                for key in [key for key in self._model_pictures if key[0] == version]:
+                    del self._model_pictures[key]
+
+    def ensure_room(self, extra_bytes: int) -> None:
+        """DiskBudgetError when writing `extra_bytes` more would pass AESEEK_DISK_BUDGET_BYTES."""
+        budget = self.settings.disk_budget_bytes
+        if budget and size_of(self.workspace.root) + extra_bytes > budget:
+            raise DiskBudgetError(
+                f"this write of about {extra_bytes:,} bytes would take the data directory past its budget of "
+                f"{budget:,} bytes (AESEEK_DISK_BUDGET_BYTES); delete models or run `aeseek gc`"
+            )
+
     def record(self, version: str) -> ModelRecord:
         """A trained model's description, read without loading its weights."""
         return read_record(self._model_dir(version))
@@ -260,6 +283,7 @@ class Runtime:
                 if current is not None and [i.id for i in gallery.items] != [i.id for i in current.items]:
                     raise GalleryError("the saved gallery's items differ from the gallery being served")
             except GalleryError:
+                self.ensure_room(size_of(self._gallery_dir) if self._gallery_dir else 0)
                 source = (current.images, current.items) if current is not None else None
                 next_id = current.manifest.next_id if current is not None else 0
                 gallery_dir = self.workspace.build_gallery(

@@ -203,6 +203,20 @@ class Workspace:
         current = {"model_version": raw["model_version"], "gallery_dir": raw["gallery_dir"]}
         return [current, *raw.get("previous", [])]
 
+    def pointed_galleries(self) -> list[Path]:
+        """The gallery directories active.json names: the served one and its fallbacks (resolved)."""
+        return [(self.root / pointer["gallery_dir"]).resolve() for pointer in self._pointers()]
+
+    def forget_model(self, version: str) -> None:
+        """Delete a model, its galleries and every activation that names it (never the active one)."""
+        pointers = [p for p in self._pointers() if p["model_version"] != version]
+        if pointers:
+            current, *earlier = pointers
+            atomic_write_json(self.active_file, {**current, "at": time.time(), "previous": earlier})
+        for directory in self.galleries_dir.glob(f"{version}-*"):
+            shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(self.models_dir / version, ignore_errors=True)
+
     def active(self) -> ActivePointer | None:
         """The active model and gallery, or None before the first activation."""
         pointers = self._pointers()

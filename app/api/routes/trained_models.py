@@ -95,6 +95,21 @@ def activate_model(version: Version, runtime: RuntimeDep) -> ModelPublic:
     return _public(snapshot.record, runtime)
 
 
+@router.delete(
+    "/{version}",
+    tags=MODELS,
+    **WRITE_ROUTE,
+    status_code=204,
+    responses=ERROR_RESPONSES,
+    summary="Delete a trained model",
+)
+def delete_model(version: Version, runtime: RuntimeDep) -> Response:
+    """Delete a trained model, its galleries and the fallback activations that name it. The model
+    answering searches cannot be deleted (409): activate another one first."""
+    runtime.delete_model(version)
+    return Response(status_code=204)
+
+
 @router.get(
     "/active/latent-map",
     tags=MODELS,

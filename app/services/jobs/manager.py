@@ -9,9 +9,10 @@ from pathlib import Path
 
 from app.services.jobs.store import FINISHED, RESUMABLE, JobRecord, JobStore
 from app.services.jobs.worker import run_worker
+from app.services.retention import size_of
 from app.settings import Settings
 from models.base import AutoencoderConfig
-from models.errors import AeseekError, ConflictError, ErrorCode, NotFoundError
+from models.errors import AeseekError, ConflictError, DiskBudgetError, ErrorCode, NotFoundError
 from models.registry import check_size
 
 logger = logging.getLogger("aeseek.jobs")
@@ -87,7 +88,14 @@ class JobManager:
                 f"{waiting} jobs are already queued; the limit is {self.settings.max_queued_jobs} "
                 "(AESEEK_MAX_QUEUED_JOBS). Wait for one to finish or cancel one.",
             )
-        check_size(config)  # a config too large for the machine is refused now, not when it runs out of memory
+        parameters = check_size(config)  # too large for the machine: refused now, not when it runs out of memory
+        budget = self.settings.disk_budget_bytes
+        # Weights and a resumable state (weights, Adam's two moments): about 16 bytes a parameter.
+        if budget and size_of(Path(self.settings.data_dir)) + 16 * parameters > budget:
+            raise DiskBudgetError(
+                f"training this model would take the data directory past its budget of {budget:,} bytes "
+                "(AESEEK_DISK_BUDGET_BYTES); delete models or run `aeseek gc`"
+            )
         return self.store.create(config.variant, config.model_dump(mode="json"))
 
     def get(self, job_id: str) -> JobRecord:
