@@ -14,10 +14,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimit, Idempotency, RequestContext, RequestTimeout
+from app.api.middleware import BodySizeLimit, Idempotency, ReadGate, RequestContext, RequestTimeout
 from app.api.openapi import install_openapi
 from app.api.router import api_router, site_router
 from app.api.routes.web import mount_static
+from app.api.security import refuse_weak_keys
 from app.services.idempotency import IdempotencyStore
 from app.services.jobs.manager import JobManager
 from app.services.observability import Metrics
@@ -90,12 +91,15 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if settings.require_key_for_reads:
+        app.add_middleware(ReadGate, settings=settings)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: ids and timing cover everything
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the model, gallery and training worker start in the lifespan, not here."""
     settings = settings or get_settings()
+    refuse_weak_keys(settings)  # before anything listens: a weak key is as good as none
     app = FastAPI(
         title="aeseek",
         summary="Image search with autoencoders and FAISS.",

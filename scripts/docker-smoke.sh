@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export COMPOSE_PROJECT_NAME=aeseek-smoke COMPOSE_BAKE=false
 export AESEEK_PUBLISHED_PORT=${AESEEK_PUBLISHED_PORT:-18000}
-export AESEEK_API_KEYS=smoke-key
+export AESEEK_API_KEYS=smoke-test-key-0123456789
 export AESEEK_BOOTSTRAP_CONFIG=${AESEEK_BOOTSTRAP_CONFIG:-'{"training": {"epochs": 1, "train_subset": 6000}}'}
 BASE="http://127.0.0.1:${AESEEK_PUBLISHED_PORT}/api/v1"
 AUTH="Authorization: Bearer ${AESEEK_API_KEYS}"

@@ -124,7 +124,7 @@ def live_server(settings: Settings, ready_path: str = "/api/v1/health") -> Itera
         thread.join(timeout=15)
 
 
-JOBS_KEY = "jobs-test-key"
+JOBS_KEY = "jobs-test-key-0123456"
 JOBS_AUTH = {"Authorization": f"Bearer {JOBS_KEY}"}
 TINY_CONV = {"variant": "conv", "channels": [8, 16, 32], "training": {"epochs": 2, "batch_size": 64}}
 WAIT_S = 180  # an upper bound on waiting for a state, not a performance assertion

@@ -13,8 +13,10 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response, status_of
+from app.api.security import check_read_access
 from app.services.idempotency import IdempotencyStore, StoredResponse, fingerprint
 from app.services.observability import Metrics, request_id_var
+from app.settings import Settings
 from models.errors import AeseekError, ErrorCode
 
 access_logger = logging.getLogger("aeseek.access")
@@ -262,3 +264,25 @@ class Idempotency:
         else:
             self.store.complete(caller, key, request, response)
         return response
+
+
+class ReadGate:
+    """With AESEEK_REQUIRE_KEY_FOR_READS, what lies outside the API (the web page, static files, Swagger UI,
+    ReDoc, the OpenAPI document, /metrics) asks for a key as the API's read routes do."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(API_PREFIX + "/"):
+            authorization = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+            try:
+                check_read_access(authorization, self.settings)
+            except AeseekError as error:
+                response = error_response(status_of(error), error.code, str(error))
+                if error.code is ErrorCode.UNAUTHENTICATED:
+                    response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -65,8 +65,23 @@ def configured_keys(settings: Settings) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _presented_key(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+MIN_KEY_LENGTH = 16
+# Values people copy from examples and tutorials; a server with one of them is as good as open.
+WEAK_KEYS = frozenset({"change-me", "changeme", "secret", "password", "example", "test", "api-key", "apikey"})
+
+
+def refuse_weak_keys(settings: Settings) -> None:
+    """ServerMisconfiguredError when a configured key is short or a well-known example value."""
+    weak = [key for key in configured_keys(settings) if len(key) < MIN_KEY_LENGTH or key.lower() in WEAK_KEYS]
+    if weak:
+        raise ServerMisconfiguredError(
+            f"{len(weak)} API key(s) are too weak: keys need at least {MIN_KEY_LENGTH} characters and must not be "
+            "an example value such as 'change-me'; make one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+        )
+
+
+def _presented_key(header: str) -> str:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise UnauthenticatedError(
@@ -75,8 +90,8 @@ def _presented_key(request: Request) -> str:
     return key.strip()
 
 
-def _check(request: Request, keys: tuple[str, ...]) -> None:
-    presented = _presented_key(request).encode()
+def _check(authorization: str, keys: tuple[str, ...]) -> None:
+    presented = _presented_key(authorization).encode()
     # Compare with every key, without stopping early, so timing says nothing about which matched.
     matched = False
     for key in keys:
@@ -99,17 +114,21 @@ async def require_write_access(request: Request) -> None:
             "key is configured: set AESEEK_API_KEYS or AESEEK_API_KEYS_FILE and send `Authorization: "
             "Bearer <key>`, or set AESEEK_ALLOW_OPEN_MUTATIONS=true on a development machine",
         )
-    _check(request, keys)
+    _check(request.headers.get("authorization", ""), keys)
 
 
-async def require_read_access(request: Request) -> None:
-    """Dependency of read endpoints: open unless AESEEK_REQUIRE_KEY_FOR_READS is set."""
-    settings: Settings = request.app.state.settings
+def check_read_access(authorization: str, settings: Settings) -> None:
+    """Open unless AESEEK_REQUIRE_KEY_FOR_READS is set; then a configured key is needed."""
     if settings.require_key_for_reads:
         keys = configured_keys(settings)
         if not keys:
             raise MutationsDisabledError("reads require a key but no API key is configured (AESEEK_API_KEYS)")
-        _check(request, keys)
+        _check(authorization, keys)
+
+
+async def require_read_access(request: Request) -> None:
+    """Dependency of read endpoints (see check_read_access)."""
+    check_read_access(request.headers.get("authorization", ""), request.app.state.settings)
 
 
 # Marks a mutating operation in the OpenAPI document (see app/api/openapi.py).

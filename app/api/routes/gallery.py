@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from app.api.deps import RuntimeDep, SearchServiceDep, SettingsDep, within_max_k
@@ -47,6 +48,7 @@ def get_gallery_item(item_id: ItemId, service: SearchServiceDep) -> GalleryItemP
     summary="Get a gallery image as PNG",
 )
 def get_gallery_image(
+    request: Request,
     item_id: ItemId,
     service: SearchServiceDep,
     scale: Annotated[int, Query(ge=1, le=16, description="Enlarge the 28x28 image this many times.")] = 1,
@@ -56,7 +58,13 @@ def get_gallery_image(
     image = gallery.image(item_id)
     if image is None:
         raise _unknown(item_id, len(gallery))
-    return Response(png_bytes(image, scale), media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
+    # Revalidated on every use: a cached copy must not outlive a delete (ids are never reused, but
+    # an hour of max-age showed a deleted image). The ETag makes the revalidation a 304.
+    etag = f'"{hashlib.sha256(image.tobytes()).hexdigest()[:32]}-{scale}"'
+    headers = {"Cache-Control": "no-cache", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(png_bytes(image, scale), media_type="image/png", headers=headers)
 
 
 @router.get(

@@ -8,6 +8,7 @@ second, evaluates the finished model, and stops a job when its cancel flag appea
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -64,6 +65,21 @@ class ProgressReporter:
         self.store.save(self.record)
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)*[\w.@+-]+")
+
+
+def public_error(error: Exception, data_dir: Path) -> str:
+    """What a job record may tell anyone who can read it: the error without the server's paths."""
+    roots = {str(data_dir), str(data_dir.resolve())}
+
+    def hide(match: re.Match[str]) -> str:
+        path = match.group()
+        root = next((root for root in roots if path == root or path.startswith(root + "/")), None)
+        return "<path>" if root is None else "<data>" + path[len(root) :]  # inside the data directory: relative
+
+    return f"{type(error).__name__}: {ABSOLUTE_PATH.sub(hide, str(error))}"
+
+
 def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobRecord:
     """Run one claimed job to its end state."""
     flag = store.cancel_flag(record.id)
@@ -88,8 +104,8 @@ def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobReco
         record.state = "cancelled"
         flag.unlink(missing_ok=True)
     except Exception as error:  # a failed job must not take the worker down
-        logger.exception("job %s failed", record.id)
-        record.state, record.error = "failed", f"{type(error).__name__}: {error}"
+        logger.exception("job %s failed", record.id)  # the whole story, for operators
+        record.state, record.error = "failed", public_error(error, workspace.root)
     record.finished = time.time()
     store.save(record)
     return record

@@ -92,11 +92,25 @@ function renderResults(body) {
     image.src = `${result.image_url}?scale=3`;
     image.alt = `gallery image ${result.id}, a ${result.label}`;
     const caption = document.createElement("div");
-    caption.innerHTML = `#${result.rank} &middot; label <strong>${result.label}</strong><br>distance ${result.distance.toFixed(2)} &middot; score ${result.score.toFixed(2)}`;
+    caption.append(
+      `#${result.rank} \u00b7 label `, el("strong", {}, String(result.label)), el("br"),
+      `distance ${result.distance.toFixed(2)} \u00b7 score ${result.score.toFixed(2)}`,
+    );
     item.append(image, caption);
     list.append(item);
   }
   drawMap(body.query_code);
+}
+
+// An element with attributes and children; strings become text nodes, never markup.
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "style") Object.assign(node.style, value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
 }
 
 // ---- latent map ----
@@ -104,9 +118,7 @@ async function loadMap() {
   try {
     latentMap = await call("/models/active/latent-map");
     $("legend").replaceChildren(...COLOURS.map((colour, digit) => {
-      const item = document.createElement("li");
-      item.innerHTML = `<span style="background:${colour}"></span>${digit}`;
-      return item;
+      return el("li", {}, el("span", { style: { background: colour } }), String(digit));
     }));
     drawMap(null);
   } catch (error) {
@@ -153,7 +165,10 @@ async function loadModels() {
       const retrieval = model.metrics.retrieval || {};
       const p10 = retrieval.p_at_10 !== undefined ? retrieval.p_at_10.toFixed(4) : "-";
       const mse = retrieval.reconstruction_mse !== undefined && retrieval.reconstruction_mse !== null ? retrieval.reconstruction_mse.toFixed(4) : "-";
-      row.innerHTML = `<td><code>${model.version}</code></td><td>${model.variant}</td><td>${model.config.code_dim}</td><td>${p10}</td><td>${mse}</td><td></td>`;
+      row.append(
+        el("td", {}, el("code", {}, model.version)), el("td", {}, model.variant),
+        el("td", {}, String(model.config.code_dim)), el("td", {}, p10), el("td", {}, mse), el("td"),
+      );
       const cell = row.lastElementChild;
       if (model.active) {
         cell.textContent = "active";
@@ -253,13 +268,18 @@ async function loadJobs() {
     item.dataset.state = job.state;
     const progress = job.progress;
     const percent = Math.round(progress.fraction * 100);
-    item.innerHTML =
-      `<strong>${job.variant}</strong> <code>${job.id}</code>: <span class="state">${job.state}</span>` +
-      ` &middot; ${progress.phase} &middot; epoch ${progress.epoch}/${progress.epochs}` +
-      ` &middot; loss ${progress.loss !== null ? progress.loss.toFixed(4) : "-"} &middot; ETA ${formatSeconds(progress.eta_s)}` +
-      `<progress max="100" value="${percent}" aria-label="progress of job ${job.id}">${percent}%</progress>` +
-      (job.model_version ? `<div>model <code>${job.model_version}</code>, P@10 ${job.metrics.p_at_10 !== undefined ? job.metrics.p_at_10.toFixed(4) : "-"}</div>` : "") +
-      (job.error ? `<div class="error">${job.error}</div>` : "");
+    // Built from text nodes only: a job's error or variant is data, never markup.
+    item.append(
+      el("strong", {}, job.variant), " ", el("code", {}, job.id), ": ", el("span", { class: "state" }, job.state),
+      ` \u00b7 ${progress.phase} \u00b7 epoch ${progress.epoch}/${progress.epochs}`,
+      ` \u00b7 loss ${progress.loss !== null ? progress.loss.toFixed(4) : "-"} \u00b7 ETA ${formatSeconds(progress.eta_s)}`,
+      el("progress", { max: "100", value: String(percent), "aria-label": `progress of job ${job.id}` }, `${percent}%`),
+      job.model_version
+        ? el("div", {}, "model ", el("code", {}, job.model_version),
+            `, P@10 ${job.metrics.p_at_10 !== undefined ? job.metrics.p_at_10.toFixed(4) : "-"}`)
+        : null,
+      job.error ? el("div", { class: "error" }, job.error) : null,
+    );
     if (job.loss_curve.length) {
       const curve = document.createElement("img");
       curve.src = `${API}/jobs/${job.id}/loss.png?at=${job.loss_curve.length}`;

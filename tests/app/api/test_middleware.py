@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.services.runtime import Runtime
 from tests.helpers import png_of, serve
 
-GALLERY_AUTH = {"Authorization": "Bearer gallery-key"}
+GALLERY_AUTH = {"Authorization": "Bearer gallery-test-key-0123"}
 
 
 def test_huge_upload_is_refused_from_its_declared_length(client: TestClient) -> None:
@@ -97,7 +97,7 @@ def test_a_newline_in_the_path_cannot_forge_a_log_line(client: TestClient, caplo
 def test_a_retry_with_an_idempotency_key_answers_the_first_result(trained_copy: Path, train_images: np.ndarray) -> None:
     files = [("files", ("a.png", png_of(train_images[0])))]
     headers = {**GALLERY_AUTH, "Idempotency-Key": "add-0001"}
-    with serve(trained_copy, api_keys="gallery-key") as client:
+    with serve(trained_copy, api_keys="gallery-test-key-0123") as client:
         first = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
         again = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
         assert first.status_code == again.status_code == 201 and again.json() == first.json()
@@ -119,7 +119,7 @@ def test_a_timed_out_add_finishes_once_and_its_retry_gets_the_result(
     monkeypatch.setattr(Runtime, "add_to_gallery", slow_add)
     files = [("files", ("a.png", png_of(train_images[0])))]
     headers = {**GALLERY_AUTH, "Idempotency-Key": "slow-add"}
-    with serve(trained_copy, api_keys="gallery-key", request_timeout_s=0.3) as client:
+    with serve(trained_copy, api_keys="gallery-test-key-0123", request_timeout_s=0.3) as client:
         timed_out = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)
         assert timed_out.status_code == 504
         retry = client.post("/api/v1/gallery", files=files, data={"labels": "5"}, headers=headers)

@@ -27,7 +27,8 @@ EXAMPLES = int(os.environ.get("AESEEK_FUZZ_EXAMPLES", "20"))
 def schema(trained_dir: Path):  # type: ignore[no-untyped-def]
     # Jobs are enabled (job routes answer as in production) but no worker is started, and the
     # fuzzer has no valid key, so no training is ever queued.
-    app = create_app(Settings(data_dir=trained_dir, mnist_source="idx", bootstrap=False, api_keys="fuzz-key"))
+    settings = Settings(data_dir=trained_dir, mnist_source="idx", bootstrap=False, api_keys="fuzz-test-key-0123456")
+    app = create_app(settings)
     app.state.runtime.load_active()  # what the lifespan does; schemathesis calls the app directly
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 

@@ -61,7 +61,8 @@ def test_delete_a_model_but_never_the_active_one(trained_copy: Path) -> None:
     other = workspace.train(tiny_config(seed=5, epochs=1))
     workspace.activate(other.version, workspace.build_gallery(other.version))
     workspace.activate(active.model_version, trained_copy / active.gallery_dir)  # the other is now a fallback
-    with serve(trained_copy, api_keys="models-key", headers={"Authorization": "Bearer models-key"}) as client:
+    key = "models-test-key-01234"
+    with serve(trained_copy, api_keys=key, headers={"Authorization": f"Bearer {key}"}) as client:
         refused = client.delete(f"/api/v1/models/{active.model_version}")
         assert refused.status_code == 409 and "answers searches" in refused.json()["message"]
         assert client.delete(f"/api/v1/models/{other.version}").status_code == 204
@@ -74,8 +75,8 @@ def test_delete_a_model_but_never_the_active_one(trained_copy: Path) -> None:
 
 def test_a_write_past_the_disk_budget_is_refused(trained_copy: Path, train_images: np.ndarray) -> None:
     budget = size_of(trained_copy) + 1000  # less than a new copy of the gallery
-    key = {"Authorization": "Bearer budget-key"}
-    with serve(trained_copy, api_keys="budget-key", headers=key, disk_budget_bytes=budget) as client:
+    key = {"Authorization": "Bearer budget-test-key-01234"}
+    with serve(trained_copy, api_keys="budget-test-key-01234", headers=key, disk_budget_bytes=budget) as client:
         files = [("files", ("a.png", png_of(train_images[0])))]
         response = client.post("/api/v1/gallery", files=files, data={"labels": "1"})
         assert response.status_code == 507 and response.json()["code"] == "disk_budget_exceeded", response.text

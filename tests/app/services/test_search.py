@@ -16,7 +16,7 @@ from app.settings import Settings
 from models.data.mnist import MnistSplit
 from tests.helpers import encode, live_server, tiny_config
 
-KEY = "swap-key"
+KEY = "swap-test-key-0123456"
 
 
 SWAPS = 12

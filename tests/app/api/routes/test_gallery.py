@@ -12,7 +12,7 @@ from PIL import Image
 from models.data.mnist import MnistSplit
 from tests.helpers import encode, png_of, serve
 
-AUTH = {"Authorization": "Bearer gallery-key"}
+AUTH = {"Authorization": "Bearer gallery-test-key-0123"}
 
 
 def test_add_search_remove_and_survive_a_restart(trained_copy: Path, full_mnist: dict[str, MnistSplit]) -> None:
@@ -21,7 +21,7 @@ def test_add_search_remove_and_survive_a_restart(trained_copy: Path, full_mnist:
         ("files", (f"{i}.png", encode(Image.fromarray(255 - d).resize((84, 84))), "image/png"))
         for i, d in enumerate(digits)
     ]
-    with serve(trained_copy, headers=AUTH, api_keys="gallery-key") as client:
+    with serve(trained_copy, headers=AUTH, api_keys="gallery-test-key-0123") as client:
         added = client.post(
             "/api/v1/gallery", files=files, data={"labels": "7,2", "metadata": json.dumps([{"who": "a"}, {"who": "b"}])}
         )
@@ -39,7 +39,7 @@ def test_add_search_remove_and_survive_a_restart(trained_copy: Path, full_mnist:
         again = client.post("/api/v1/gallery", files=files[:1], data={"labels": "7"}).json()["data"]
         assert again[0]["id"] == 602  # ids are never reused
     with serve(
-        trained_copy, headers=AUTH, api_keys="gallery-key"
+        trained_copy, headers=AUTH, api_keys="gallery-test-key-0123"
     ) as client:  # persisted: a restart sees the same gallery
         assert client.get("/api/v1/ready").json()["gallery_size"] == 602
         assert client.get("/api/v1/gallery/601").json()["metadata"] == {"who": "b"}
@@ -49,7 +49,7 @@ def test_add_search_remove_and_survive_a_restart(trained_copy: Path, full_mnist:
 def test_a_bad_file_adds_nothing_and_keys_are_required(trained_copy: Path, full_mnist: dict[str, MnistSplit]) -> None:
     good = ("files", ("a.png", encode(Image.fromarray(full_mnist["test"].images[0])), "image/png"))
     bad = ("files", ("b.png", b"not an image", "image/png"))
-    with serve(trained_copy, headers=AUTH, api_keys="gallery-key") as client:
+    with serve(trained_copy, headers=AUTH, api_keys="gallery-test-key-0123") as client:
         response = client.post("/api/v1/gallery", files=[good, bad], data={"labels": "7"})
         assert response.status_code == 415
         assert client.get("/api/v1/ready").json()["gallery_size"] == 600
@@ -111,7 +111,7 @@ def nested(depth: int) -> dict[str, object]:
 
 def test_metadata_is_bounded_in_depth_and_size(trained_copy: Path, full_mnist: dict[str, MnistSplit]) -> None:
     good = ("files", ("a.png", encode(Image.fromarray(full_mnist["test"].images[0])), "image/png"))
-    with serve(trained_copy, headers=AUTH, api_keys="gallery-key") as client:
+    with serve(trained_copy, headers=AUTH, api_keys="gallery-test-key-0123") as client:
         for metadata, status in [
             (nested(8), 201),
             (nested(9), 422),
@@ -126,3 +126,11 @@ def test_metadata_is_bounded_in_depth_and_size(trained_copy: Path, full_mnist: d
         response = client.post("/api/v1/gallery", files=[good], data={"labels": "1", "metadata": deep})
         assert response.status_code == 422 and response.json()["code"] == "validation_error"
         assert client.get("/api/v1/ready").json()["gallery_size"] == 601
+
+
+def test_gallery_images_are_revalidated_not_cached_for_an_hour(client: TestClient) -> None:
+    first = client.get("/api/v1/gallery/3/image")
+    assert first.headers["cache-control"] == "no-cache" and first.headers["etag"]
+    again = client.get("/api/v1/gallery/3/image", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert client.get("/api/v1/gallery/3/image?scale=2").headers["etag"] != first.headers["etag"]

@@ -16,7 +16,7 @@ from app.settings import Settings
 from models.data.mnist import MnistSplit
 from tests.helpers import live_server
 
-KEY = "browser-key"
+KEY = "browser-test-key-012345"
 
 
 SHOTS = Path("test-artifacts/screenshots")
@@ -46,6 +46,13 @@ def browser_page(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         browser.close()
 
 
+def playwright_expect(locator):  # type: ignore[no-untyped-def]
+    """Playwright's `expect` (imported here: the module is skipped where playwright is missing)."""
+    from playwright.sync_api import expect
+
+    return expect(locator)
+
+
 def result_labels(page) -> list[str]:  # type: ignore[no-untyped-def]
     return page.locator("#results li strong").all_inner_texts()
 
@@ -61,7 +68,8 @@ def test_upload_a_digit_and_see_its_neighbours(browser_page, full_mnist: dict[st
     page.fill("#k", "8")
     page.set_input_files("#file", str(path))
     page.click("#search-upload")
-    page.wait_for_function("document.querySelectorAll('#results li').length === 8")
+    # Locator waits, not wait_for_function: the page's Content-Security-Policy forbids the eval it uses.
+    playwright_expect(page.locator("#results li")).to_have_count(8)
     labels = result_labels(page)
     assert labels[0] == str(int(full_mnist["train"].labels[7]))
     assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
@@ -87,7 +95,7 @@ def test_draw_a_digit_and_search(browser_page) -> None:  # type: ignore[no-untyp
     page.mouse.up()
     page.fill("#k", "12")
     page.click("#search-drawing")
-    page.wait_for_function("document.querySelectorAll('#results li').length === 12")
+    playwright_expect(page.locator("#results li")).to_have_count(12)
     labels = result_labels(page)
     assert labels.count("1") >= 6, labels
     page.screenshot(path=str(SHOTS / "search-drawing.png"), full_page=True)
