@@ -31,7 +31,10 @@ RUN pip install --no-deps . \
     && chown aeseek:aeseek /data
 
 USER 10001:10001
+# The root filesystem is read-only in compose: caches go to the /tmp tmpfs.
 ENV AESEEK_DATA_DIR=/data \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/cache \
     AESEEK_HOST=0.0.0.0 \
     AESEEK_PORT=8000
 VOLUME ["/data"]

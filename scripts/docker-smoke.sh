@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export COMPOSE_PROJECT_NAME=aeseek-smoke COMPOSE_BAKE=false
 export AESEEK_PUBLISHED_PORT=${AESEEK_PUBLISHED_PORT:-18000}
-export AESEEK_API_KEYS=smoke-test-key-0123456789
+export AESEEK_API_KEYS=smoke-test-key-0123456789  # for this script's requests; the container reads the file
+SECRETS=$(mktemp -d)
+echo "$AESEEK_API_KEYS" > "$SECRETS/api_keys"
+export AESEEK_API_KEYS_FILE_ON_HOST="$SECRETS/api_keys"
 export AESEEK_BOOTSTRAP_CONFIG=${AESEEK_BOOTSTRAP_CONFIG:-'{"training": {"epochs": 1, "train_subset": 6000}}'}
 BASE="http://127.0.0.1:${AESEEK_PUBLISHED_PORT}/api/v1"
 AUTH="Authorization: Bearer ${AESEEK_API_KEYS}"
@@ -33,6 +36,9 @@ healthy_s=$(( $(date +%s) - t0 ))
 wait_ready
 status=$(docker inspect --format '{{.State.Health.Status}}' "$(docker compose ps -q api)")
 user=$(docker compose exec -T api id -u)
+container=$(docker compose ps -q api)
+hardening=$(docker inspect --format 'read-only root {{.HostConfig.ReadonlyRootfs}}, cap_drop {{.HostConfig.CapDrop}}, memory {{.HostConfig.Memory}}, pids {{.HostConfig.PidsLimit}}, security {{.HostConfig.SecurityOpt}}, logs {{.HostConfig.LogConfig.Config}}' "$container")
+keys_in_env=$(docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$container" | grep -c '^AESEEK_API_KEYS=' || true)
 
 # A real MNIST test image, made inside the container from its baked-in MNIST.
 docker compose exec -T api python -c "
@@ -60,7 +66,8 @@ active=$(curl -fsS "$BASE/ready" | json "d['model']['version']")
 echo "image aeseek:0.1.0: $((size / 1000000)) MB, built in ${build_s} s"
 echo "first start to healthy: ${healthy_s} s (docker health: ${status}; runs as uid ${user})"
 echo "search through 127.0.0.1:${AESEEK_PUBLISHED_PORT}: model ${version}, labels of the 5 nearest to a test '7': ${labels}"
+echo "hardening: ${hardening}; API keys in the container's environment: ${keys_in_env}"
 echo "training job ${job}: ${state}"
 echo "after restart: job ${kept_state}, ${models} models in the volume, active model ${active}"
-[ "$state" = succeeded ] && [ "$kept_state" = succeeded ] && [ "$models" -ge 2 ] && [ "$active" = "$version" ] && [ "$user" = 10001 ]
+[ "$keys_in_env" = 0 ] && [ "$state" = succeeded ] && [ "$kept_state" = succeeded ] && [ "$models" -ge 2 ] && [ "$active" = "$version" ] && [ "$user" = 10001 ]
 echo "docker smoke: OK"

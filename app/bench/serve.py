@@ -191,7 +191,10 @@ class Server:
 
 
 @contextmanager
-def _server(data_dir: Path, batching: bool, index_kind: str = "Flat") -> Iterator[Server]:
+def serve_process(
+    data_dir: Path, batching: bool, index_kind: str = "Flat", source: Path | None = None
+) -> Iterator[Server]:
+    """`aeseek serve` on a free port (from `source`, another checkout of aeseek, when given)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -202,9 +205,11 @@ def _server(data_dir: Path, batching: bool, index_kind: str = "Flat") -> Iterato
         "AESEEK_INDEX_KIND": index_kind,
         "AESEEK_LOG_LEVEL": "warning",
     }
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=source,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -226,7 +231,7 @@ def _server(data_dir: Path, batching: bool, index_kind: str = "Flat") -> Iterato
         process.wait(timeout=30)
 
 
-def _scrape(url: str) -> dict[str, float]:
+def scrape_metrics(url: str) -> dict[str, float]:
     """The server's counters that matter here, from its Prometheus text."""
     wanted = ("aeseek_search_stage_seconds_", "aeseek_search_batch_size_", "aeseek_request_seconds_")
     values: dict[str, float] = {}
@@ -251,7 +256,7 @@ def _thread_cpu_seconds(pid: int) -> dict[str, float]:
     return totals
 
 
-def _server_side(before: dict[str, float], after: dict[str, float], scenario: str) -> dict[str, Any]:
+def server_side(before: dict[str, float], after: dict[str, float], scenario: str) -> dict[str, Any]:
     """Per-request means (ms) of each stage and of the rest, from two scrapes of /metrics."""
 
     def delta(name: str) -> float:
@@ -274,7 +279,7 @@ def _server_side(before: dict[str, float], after: dict[str, float], scenario: st
     return result
 
 
-def _query_png(bench: Bench) -> bytes:
+def query_png(bench: Bench) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(bench.workspace.split("test").images[0]).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -304,7 +309,7 @@ def run_serve(
     """Load each scenario at each concurrency, `rounds` times; write serve.json, serve.md and serve.png."""
     if bench.quick:
         seconds, clients, rounds = 1.0, (1, 4), 1
-    body = multipart_body(_query_png(bench))
+    body = multipart_body(query_png(bench))
     all_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aeseek-load-") as workdir, ExitStack() as servers:
         load: WrkLoad | AsyncioLoad = WrkLoad(Path(workdir), body) if shutil.which("wrk") else AsyncioLoad(body)
@@ -314,16 +319,19 @@ def run_serve(
         # drifts over minutes, the ratios compare like with like.
         root = bench.workspace.root
         scratch = servers.enter_context(_ivf_workspace(bench))
-        flat, batched = servers.enter_context(_server(root, False)), servers.enter_context(_server(root, True))
-        ivf = servers.enter_context(_server(scratch, False, "IVF"))
-        batched_ivf = servers.enter_context(_server(scratch, True, "IVF"))
+        flat, batched = (
+            servers.enter_context(serve_process(root, False)),
+            servers.enter_context(serve_process(root, True)),
+        )
+        ivf = servers.enter_context(serve_process(scratch, False, "IVF"))
+        batched_ivf = servers.enter_context(serve_process(scratch, True, "IVF"))
         server_of = {HEALTH: flat, UNBATCHED: flat, BATCHED: batched, UNBATCHED_IVF: ivf, BATCHED_IVF: batched_ivf}
         for round_number in range(rounds):
             for level in clients:
                 for scenario in SCENARIOS:
                     row = _measure(server_of[scenario], load, scenario, level, seconds)
                     all_rows.append({**row, "round": round_number})
-    rows = _medians(all_rows)
+    rows = median_rounds(all_rows)
     bench.write_json("serve", {"load_generator": load.name, "rounds": rounds, "rows": rows, "all_rounds": all_rows})
     bench.write_text("serve.md", _report(rows, load.name, rounds))
     curves = {}
@@ -336,7 +344,7 @@ def run_serve(
     return rows
 
 
-def _medians(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def median_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per scenario and concurrency, the round with the median throughput (all its figures kept together)."""
     chosen = []
     for scenario in SCENARIOS:
@@ -356,10 +364,10 @@ Load = WrkLoad | AsyncioLoad
 def _measure(server: Server, load: Load, scenario: str, clients: int, seconds: float) -> dict[str, Any]:
     print(f"== {scenario}, {clients} clients", file=sys.stderr)
     load.run(server.url, scenario, clients, min(seconds, 1.0))  # warm-up
-    before, cpu_before = _scrape(server.url), _thread_cpu_seconds(server.pid)
+    before, cpu_before = scrape_metrics(server.url), _thread_cpu_seconds(server.pid)
     result = load.run(server.url, scenario, clients, seconds)
-    after, cpu_after = _scrape(server.url), _thread_cpu_seconds(server.pid)
-    result.server = _server_side(before, after, scenario)
+    after, cpu_after = scrape_metrics(server.url), _thread_cpu_seconds(server.pid)
+    result.server = server_side(before, after, scenario)
     result.server["cpu_cores"] = {
         thread: (cpu_after[thread] - cpu_before[thread]) / result.seconds for thread in cpu_after
     }

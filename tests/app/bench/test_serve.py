@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app.bench.serve import HEALTH, UNBATCHED, AsyncioLoad, WrkLoad, _scrape, _server_side, multipart_body
+from app.bench.serve import HEALTH, UNBATCHED, AsyncioLoad, WrkLoad, multipart_body, scrape_metrics, server_side
 from app.settings import Settings
 from tests.helpers import bench_results, live_server, png_of, run_bench
 
@@ -49,10 +49,10 @@ def test_every_request_a_load_counts_is_one_the_server_answered(
     body = multipart_body(png_of(full_mnist["test"].images[0]))
     with live_server(settings, ready_path="/api/v1/ready") as url:
         for load in loads(tmp_path, body):
-            before = _scrape(url)
+            before = scrape_metrics(url)
             result = load.run(url, scenario, 2, 1.0)
-            after = _scrape(url)
-            server = _server_side(before, after, scenario)
+            after = scrape_metrics(url)
+            server = server_side(before, after, scenario)
             route = "/api/v1/health" if scenario == HEALTH else "/api/v1/search"
             served = sum(
                 after[name] - before.get(name, 0.0)
@@ -69,11 +69,11 @@ def test_every_request_a_load_counts_is_one_the_server_answered(
 
 
 def test_each_cell_reports_its_median_round_whole() -> None:
-    from app.bench.serve import _medians
+    from app.bench.serve import median_rounds
 
     rows = [
         {"scenario": HEALTH, "clients": 8, "requests_per_s": rps, "p99_ms": p99, "round": n}
         for n, (rps, p99) in enumerate([(900.0, 30.0), (1200.0, 10.0), (1000.0, 20.0)])
     ]
-    [median] = _medians(rows)
+    [median] = median_rounds(rows)
     assert median == rows[2]  # 1000 req/s with its own p99, not figures mixed from several rounds
