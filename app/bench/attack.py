@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -118,6 +119,7 @@ async def _attack(url: str, seconds: float, query: bytes, large: bytes, flood: b
 
 def run_attack(bench: Bench, compare_with: Path | None = None) -> list[dict[str, Any]]:
     """Attack this code's server (and `compare_with`'s) and write attack.json and attack.md."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # thousands of requests: no line each
     seconds = 4.0 if bench.quick else 30.0
     query, large, flood = query_png(bench), large_png(), flood_body()
     servers: list[tuple[str, Path | None]] = [("this checkout", None)]
