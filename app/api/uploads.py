@@ -146,11 +146,7 @@ class FileFieldParser:
                 continue
             if b"filename" not in disposition:
                 raise _missing(self.name, f"form field `{self.name}` is a plain value, not a file")
-            if part.data_bytes > self.max_bytes:
-                raise UploadTooLargeError(
-                    f"the upload is over the limit of {self.max_bytes} bytes (AESEEK_MAX_UPLOAD_BYTES)"
-                )
-            return b"".join(part.chunks)
+            return check_size(b"".join(part.chunks), self.max_bytes)  # kept up to one byte past the limit
         raise _missing(self.name, f"form field `{self.name}` is missing")
 
 

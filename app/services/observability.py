@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,9 +123,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted, not the stream it was when made
+    (a test harness or a daemoniser may swap it; a closed one would make every log line an error)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str, json_logs: bool) -> None:
     """Root logging: plain text with request ids, or JSON lines."""
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     if json_logs:
         handler.setFormatter(JsonFormatter())
     else:
