@@ -15,8 +15,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, Idempotency, ReadGate, RequestContext, RequestTimeout
-from app.api.openapi import install_openapi
+from app.api.openapi import install_openapi, operation_id
 from app.api.router import api_router, site_router
+from app.api.routes.docs import mount_assets as mount_docs_assets
 from app.api.routes.web import mount_static
 from app.api.security import refuse_weak_keys
 from app.services.idempotency import IdempotencyStore
@@ -106,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=_lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served from local assets by app/api/routes/docs.py
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.runtime = Runtime(settings)
@@ -119,5 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(site_router)
     mount_static(app)
+    mount_docs_assets(app)
     install_openapi(app, settings)
     return app

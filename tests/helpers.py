@@ -225,3 +225,10 @@ def run_until_killed(root: str, operation: str, argument: str, kill_at: int, ack
     elif operation == "train":
         acknowledged["version"] = runtime.workspace.train(tiny_config(epochs=2, seed=3), run_name="crash").version
     Path(ack).write_text(json.dumps({**acknowledged, "steps": steps}))
+
+
+def playwright_expect(locator: Any) -> Any:
+    """Playwright's `expect` (imported on use: modules without a browser never need playwright)."""
+    from playwright.sync_api import expect
+
+    return expect(locator)

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import gallery, health, jobs, metrics, search, trained_models, training, variants, web
+from app.api.routes import docs, gallery, health, jobs, metrics, search, trained_models, training, variants, web
 from app.api.security import ReadAccess
 
 api_router = APIRouter()
@@ -13,3 +13,4 @@ for module in (search, gallery, training, variants, jobs, trained_models):
 site_router = APIRouter()
 site_router.include_router(metrics.router)
 site_router.include_router(web.router)
+site_router.include_router(docs.router)

@@ -156,9 +156,15 @@ def add_gallery_images(
     runtime: RuntimeDep,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="Images to add, each in a field named `files`.")],
-    labels: Annotated[str, Form(description="Comma-separated labels, one per file (or one for all).")],
+    labels: Annotated[
+        str, Form(description="Comma-separated labels, one per file (or one for all).", examples=["7", "1,4,9"])
+    ],
     metadata: Annotated[
-        str | None, Form(description="JSON: one object for all files, or a list of one per file.")
+        str | None,
+        Form(
+            description="JSON: one object for all files, or a list of one per file (at most 4 KB and 8 levels each).",
+            examples=['{"source": "scan 2026-11-29"}', '[{"writer": "a"}, {"writer": "b"}]'],
+        ),
     ] = None,
 ) -> GalleryItemList:
     """Preprocess the images like queries, encode them with the active model and add them to the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,22 @@ def trained_job(jobs_client: TestClient) -> dict[str, Any]:
     job = submit(jobs_client, TINY_CONV)
     assert job["state"] == "queued" and job["variant"] == "conv"
     return wait_for(jobs_client, job["id"], {"succeeded", "failed"})
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright; skipped without it unless AESEEK_REQUIRE_BROWSER=1."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("AESEEK_REQUIRE_BROWSER") == "1":
+            pytest.fail("AESEEK_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)")
+        pytest.skip("no chromium on PATH: apt-get install chromium")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        yield launched
+        launched.close()

@@ -4,7 +4,6 @@ Screenshots land in test-artifacts/screenshots/. Without a Chromium the test is 
 unless AESEEK_REQUIRE_BROWSER=1 (CI sets it), which turns the skip into a failure."""
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from PIL import Image
 
 from app.settings import Settings
 from models.data.mnist import MnistSplit
-from tests.helpers import live_server
+from tests.helpers import live_server, playwright_expect
 
 KEY = "browser-test-key-012345"
 
@@ -23,41 +22,21 @@ SHOTS = Path("test-artifacts/screenshots")
 
 
 @pytest.fixture(scope="module")
-def browser_page(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    if CHROMIUM is None:
-        if os.environ.get("AESEEK_REQUIRE_BROWSER") == "1":
-            pytest.fail("AESEEK_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)")
-        pytest.skip("no chromium on PATH: apt-get install chromium")
-    playwright_api = pytest.importorskip("playwright.sync_api")
+def browser_page(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("web") / "data"
     shutil.copytree(trained_dir, root, symlinks=True)
     settings = Settings(data_dir=root, mnist_source="idx", bootstrap=False, api_keys=KEY)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with live_server(settings, "/api/v1/ready") as url, playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
+    with live_server(settings, "/api/v1/ready") as url:
         page = browser.new_page(viewport={"width": 1200, "height": 1600})
         page.goto(url + "/")
         page.wait_for_selector("#model-line:has-text('Active model')")
         yield page
-        browser.close()
-
-
-def playwright_expect(locator):  # type: ignore[no-untyped-def]
-    """Playwright's `expect` (imported here: the module is skipped where playwright is missing)."""
-    from playwright.sync_api import expect
-
-    return expect(locator)
+        page.close()
 
 
 def result_labels(page) -> list[str]:  # type: ignore[no-untyped-def]
     return page.locator("#results li strong").all_inner_texts()
-
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def test_upload_a_digit_and_see_its_neighbours(browser_page, full_mnist: dict[str, MnistSplit], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
