@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from app.client import DEFAULT_URL, ClientError, answers_json, format_answers, search_images
 from app.progress import TrainingBar
 from app.services.evaluation import evaluate_and_record, format_table
 from app.services.observability import configure_logging
@@ -90,6 +91,13 @@ def train_and_report(workspace: Workspace, config: AutoencoderConfig, run: str |
         bar.close()
     seconds = record.history.get("seconds", 0.0)
     print(f"saved model {record.version} ({record.parameters:,} parameters, {seconds:.0f} s)", file=sys.stderr)
+    if not dry_run:  # every trained model carries its retrieval quality, as jobs' models do
+        [row] = evaluate_and_record(workspace, record.version, on_stage=lambda stage: print(stage, file=sys.stderr))
+        print(
+            f"evaluated: P@10 {row.p_at_10:.4f}, mAP@100 {row.map_at_100:.4f}, "
+            f"reconstruction MSE {row.reconstruction_mse:.4f} (stored in model.json)",
+            file=sys.stderr,
+        )
     return record.version
 
 
@@ -200,6 +208,16 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_search(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        answers = search_images(args.url, args.images, args.k, args.api_key)
+    except ClientError as error:
+        print(f"aeseek: error: {error}", file=sys.stderr)
+        return 1
+    print(answers_json(answers) if args.json else format_answers(answers))
+    return 0
+
+
 def command_gc(args: argparse.Namespace, settings: Settings) -> int:
     removals = collect(_workspace(settings), settings.job_retention_days * 86400.0, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -298,6 +316,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-size", type=int, help="index: largest gallery (default: all of 60k, 1M, 10M).")
     bench.add_argument("--compare-with", type=Path, help="attack: also attack `aeseek serve` from this checkout.")
     bench.set_defaults(handler=command_bench)
+
+    search = commands.add_parser(
+        "search", help="Search a running service with images (a client over HTTP).", formatter_class=formatter
+    )
+    search.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="Image files to search with.")
+    search.add_argument("--url", default=DEFAULT_URL, help="The service's base URL.")
+    search.add_argument("-k", type=int, default=10, help="Neighbours per image.")
+    search.add_argument("--json", action="store_true", help="Print the service's JSON answers.")
+    search.add_argument("--api-key", help="A key, for services that close reads (AESEEK_REQUIRE_KEY_FOR_READS).")
+    search.set_defaults(handler=command_search)
 
     gc_parser = commands.add_parser("gc", help="Delete what nothing uses: orphan galleries, old jobs, stale states.")
     gc_parser.add_argument("--dry-run", action="store_true", help="Only list what would be deleted.")

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli import ensure_ready, main
 from app.services.workspace import Workspace
+from app.settings import Settings
 from models.data.mnist import MnistSplit
 from tests.helpers import chance_precision
 
@@ -40,6 +41,9 @@ def test_train_index_eval_list_from_the_command_line(
     record = json.loads((workspace_dir / "models" / version / "model.json").read_text())
     assert record["config"]["channels"] == [8, 16, 32]
     assert record["config"]["training"]["train_subset"] == 300
+    # Trained from the command line, the model carries its retrieval quality like a job's does.
+    assert record["metrics"]["retrieval"]["p_at_10"] > 2 * chance_precision(full_mnist)
+    assert record["metrics"]["retrieval"]["map_at_100"] > 0 and record["metrics"]["retrieval"]["reconstruction_mse"] > 0
 
     code, out, err = run(capsys, *base, "index", "build", "--model", version)
     assert code == 0, err
@@ -71,3 +75,16 @@ def test_bad_config_is_a_clear_error(capsys: pytest.CaptureFixture[str], workspa
     code, _, err = run(capsys, "--data-dir", str(workspace_dir), "train", "conv", "--set", "code_dim=0")
     assert code == 2
     assert "code_dim" in err and "greater than or equal to 1" in err
+
+
+def test_the_first_start_trains_evaluates_and_activates(
+    workspace_dir: Path, monkeypatch: pytest.MonkeyPatch, full_mnist: dict[str, MnistSplit]
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    tiny = {"channels": [8, 16, 32], "training": {"epochs": 1, "train_subset": 300, "batch_size": 100}}
+    ensure_ready(Settings(data_dir=workspace_dir, mnist_source="idx", bootstrap_config=json.dumps(tiny)))
+    workspace = Workspace(workspace_dir)
+    active = workspace.active()
+    assert active is not None
+    record = json.loads((workspace.models_dir / active.model_version / "model.json").read_text())
+    assert record["metrics"]["retrieval"]["p_at_10"] > 2 * chance_precision(full_mnist)  # the web page shows it

@@ -164,10 +164,12 @@ async function loadModels() {
       const row = document.createElement("tr");
       const retrieval = model.metrics.retrieval || {};
       const p10 = retrieval.p_at_10 !== undefined ? retrieval.p_at_10.toFixed(4) : "-";
+      const map100 = retrieval.map_at_100 !== undefined ? retrieval.map_at_100.toFixed(4) : "-";
       const mse = retrieval.reconstruction_mse !== undefined && retrieval.reconstruction_mse !== null ? retrieval.reconstruction_mse.toFixed(4) : "-";
       row.append(
         el("td", {}, el("code", {}, model.version)), el("td", {}, model.variant),
-        el("td", {}, String(model.config.code_dim)), el("td", {}, p10), el("td", {}, mse), el("td"),
+        el("td", {}, String(model.config.code_dim)), el("td", {}, p10), el("td", {}, map100), el("td", {}, mse),
+        el("td"),
       );
       const cell = row.lastElementChild;
       if (model.active) {
