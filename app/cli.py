@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -197,14 +198,21 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
     if mismatch is not None:
         print(f"aeseek: refusing to start: {mismatch}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level=settings.log_level,
-        log_config=None,  # keep our handlers (JSON with request ids when asked)
-        access_log=False,  # the RequestContext middleware logs each request with its id
-    )
+    options: dict[str, Any] = {
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,  # keep our handlers (JSON with request ids when asked)
+        "access_log": False,  # the RequestContext middleware logs each request with its id
+    }
+    if args.workers > 1:
+        # Worker processes share the port; each builds its own app (event loop, micro-batcher,
+        # snapshot) from the environment, follows the others' changes through active.json, and
+        # one of them runs the training worker (app/services/jobs/manager.py).
+        os.environ["AESEEK_DATA_DIR"] = str(settings.data_dir)
+        uvicorn.run("app.main:create_app", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 
@@ -338,6 +346,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="Serve the HTTP API (trains and indexes on first start).")
     serve.add_argument("--host", help="Bind address (default: AESEEK_HOST).")
     serve.add_argument("--port", type=int, help="Port (default: AESEEK_PORT).")
+    serve.add_argument("--workers", type=int, default=1, help="Processes sharing the port (one per core).")
     serve.set_defaults(handler=command_serve)
     return parser
 

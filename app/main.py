@@ -39,10 +39,13 @@ SUPERVISE_INTERVAL_S = 1.0
 logger = logging.getLogger("aeseek")
 
 
-async def _supervise(jobs: JobManager) -> None:
+async def _supervise(runtime: Runtime, jobs: JobManager | None) -> None:
     while True:
         await asyncio.sleep(SUPERVISE_INTERVAL_S)
-        jobs.supervise()
+        if jobs is not None:
+            jobs.supervise()
+        # Another serving worker, or the CLI, may have activated a model or changed the gallery.
+        await asyncio.to_thread(runtime.follow_active)
 
 
 @asynccontextmanager
@@ -58,17 +61,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Torch, the gallery and the app are ~250k long-lived objects: a full collection over them
     # took ~110 ms and showed up as search p99. Freezing them leaves collections to new objects.
     gc.freeze()
-    supervisor = None
     if jobs is not None:
         jobs.start()
-        supervisor = asyncio.create_task(_supervise(jobs))
+    supervisor = asyncio.create_task(_supervise(runtime, jobs))
     try:
         yield
     finally:
-        if supervisor is not None:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
         if jobs is not None:
             jobs.stop()
         runtime.stop_batching()

@@ -77,7 +77,7 @@ class IdempotencyStore:
         except FileExistsError:
             raise ConflictError("a request with this Idempotency-Key is still running; retry shortly") from None
         with os.fdopen(descriptor, "w") as stream:
-            stream.write(request)
+            stream.write(str(os.getpid()))  # whose run it is: a mark of a dead process can be cleared
         return None
 
     def complete(self, caller: str, key: str, request: str, response: StoredResponse) -> None:
@@ -102,13 +102,23 @@ class IdempotencyStore:
         return record
 
     def prune(self, running_too: bool = False) -> int:
-        """Delete expired records (and, at start, `running` marks of requests a killed process left)."""
+        """Delete expired records (and, at start, `running` marks that processes no longer running left)."""
         removed = 0
         for path in self.directory.glob("*.json"):
             if self._read(path) is None and not path.exists():
                 removed += 1
         if running_too:
             for path in self.directory.glob("*.running"):
-                path.unlink(missing_ok=True)
-                removed += 1
+                if not _process_alive(path):
+                    path.unlink(missing_ok=True)
+                    removed += 1
         return removed
+
+
+def _process_alive(mark: Path) -> bool:
+    """Whether the process that wrote a `running` mark still runs (another serving worker may)."""
+    try:
+        os.kill(int(mark.read_text()), 0)
+    except (ValueError, OSError):
+        return False  # unreadable, or no such process
+    return True

@@ -61,6 +61,7 @@ class Runtime:
         self._model_pictures: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self.batcher: MicroBatcher | None = None
         self._gallery_dir: Path | None = None  # where the served gallery is saved
+        self._seen_pointer: bytes | None = None  # active.json as it was when the served snapshot was made
         self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
         self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
 
@@ -135,6 +136,7 @@ class Runtime:
         """Load the active model and its gallery; on failure stay not-ready with the reason."""
         for path in self.workspace.sweep_temporary_files():
             logger.warning("removed %s, left by an interrupted write", path)
+        self._seen_pointer = self.workspace.pointer_state()
         try:
             model, record, gallery, self._gallery_dir = self.workspace.load_active()
         except AeseekError as error:
@@ -145,6 +147,35 @@ class Runtime:
         self.search = SearchService(Snapshot.of(model, record, gallery), self.limits)
         self.not_ready_reason = None
         logger.info("loaded model %s (%s) and a gallery of %d images", record.version, record.variant, len(gallery))
+
+    def follow_active(self) -> bool:
+        """Catch up with an activation or gallery change another process made (another serving worker,
+        the CLI): load what active.json now names and swap it in. True when something changed."""
+        if self.workspace.pointer_state() == self._seen_pointer:
+            return False  # the usual case, one small file read
+        with self._activation:
+            return self._catch_up()
+
+    def _catch_up(self) -> bool:
+        # Called with self._activation held (and, before a change, the data directory's write lock).
+        state = self.workspace.pointer_state()
+        if state == self._seen_pointer:
+            return False
+        try:
+            model, record, gallery, directory = self.workspace.load_active()
+        except AeseekError as error:
+            logger.warning("active.json changed but does not load (%s): serving what was loaded", error)
+            self._seen_pointer = state
+            return False
+        self._remember(record.version, model, record)
+        snapshot = Snapshot.of(model, record, gallery)
+        if self.search is None:
+            self.search = SearchService(snapshot, self.limits)
+        else:
+            self.search.swap(snapshot)
+        self._gallery_dir, self._seen_pointer, self.not_ready_reason = directory, state, None
+        logger.info("following a change made elsewhere: model %s, %d images", record.version, len(gallery))
+        return True
 
     def require_search(self) -> SearchService:
         """The search service, or NotReadyError saying why there is none yet."""
@@ -172,7 +203,9 @@ class Runtime:
         self, uploads: list[bytes], labels: list[int], metadata: list[dict[str, Any] | None]
     ) -> list[GalleryItem]:
         """Preprocess and encode uploads, add them to the active gallery, save it, swap it in."""
-        with self.admitted("decode"), self._activation:  # one change at a time, never during an activation
+        # One change at a time, never during an activation, in this process and in any other.
+        with self.admitted("decode"), self._activation, self.workspace.write_lock():
+            self._catch_up()
             service = self.require_search()
             snapshot = service.snapshot
             queries = np.stack([service.prepare_upload(data).query for data in uploads])  # a bad file: nothing added
@@ -184,7 +217,8 @@ class Runtime:
 
     def remove_from_gallery(self, item_id: int) -> None:
         """Remove one item from the active gallery, save it, swap it in."""
-        with self._activation:
+        with self._activation, self.workspace.write_lock():
+            self._catch_up()
             service = self.require_search()
             snapshot = service.snapshot
             if snapshot.gallery.item(item_id) is None:
@@ -196,7 +230,7 @@ class Runtime:
         # write makes it the served one (see app/services/workspace.py), then searches see it.
         directory = self.workspace.save_gallery(snapshot.gallery)
         self.workspace.activate(snapshot.record.version, directory, replaces=self._gallery_dir)
-        self._gallery_dir = directory
+        self._gallery_dir, self._seen_pointer = directory, self.workspace.pointer_state()
         service.swap(snapshot)
 
     def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
@@ -235,7 +269,8 @@ class Runtime:
 
     def delete_model(self, version: str) -> None:
         """Delete a trained model and its galleries; refused for the model answering searches."""
-        with self._activation:
+        with self._activation, self.workspace.write_lock():
+            self._catch_up()
             self._model_dir(version)
             if self.search is not None and self.search.snapshot.record.version == version:
                 raise ConflictError(f"model {version} answers searches; activate another model before deleting it")
@@ -269,7 +304,8 @@ class Runtime:
 
         Searches in flight finish on the old snapshot; activations run one at a time.
         """
-        with self._activation:
+        with self._activation, self.workspace.write_lock():
+            self._catch_up()
             model, record = self.model(version)
             spec = index_spec(self.settings)
             current = self.search.snapshot.gallery if self.search is not None else None
@@ -291,7 +327,7 @@ class Runtime:
                 )
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
             self.workspace.activate(version, gallery_dir)
-            self._gallery_dir = gallery_dir
+            self._gallery_dir, self._seen_pointer = gallery_dir, self.workspace.pointer_state()
             snapshot = Snapshot.of(model, record, gallery)
             if self.search is None:
                 self.search = SearchService(snapshot, self.limits)

@@ -14,12 +14,14 @@ naming a complete gallery: the old one or the new one, never a mix.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -202,6 +204,25 @@ class Workspace:
             raise NotReadyError(f"{self.active_file} is not valid JSON ({error})") from error
         current = {"model_version": raw["model_version"], "gallery_dir": raw["gallery_dir"]}
         return [current, *raw.get("previous", [])]
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold the data directory's write lock: one gallery change or activation at a time across every
+        process that shares it (serving workers, the CLI)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".write.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def pointer_state(self) -> bytes | None:
+        """active.json as it is on disk now (None before the first activation): changes when anyone activates."""
+        try:
+            return self.active_file.read_bytes()
+        except FileNotFoundError:
+            return None
 
     def pointed_galleries(self) -> list[Path]:
         """The gallery directories active.json names: the served one and its fallbacks (resolved)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import BinaryIO
 
 from app.services.jobs.store import FINISHED, RESUMABLE, JobRecord, JobStore
 from app.services.jobs.worker import run_worker
@@ -37,12 +39,33 @@ class JobManager:
         self.settings = settings
         self.store = JobStore(Path(settings.data_dir) / "jobs")
         self._process: BaseProcess | None = None
+        self._lock: BinaryIO | None = None
 
     def start(self) -> None:
-        """Mark jobs orphaned by a previous run as interrupted, then start the worker."""
+        """Run the training worker, if no other serving process of this data directory runs it.
+
+        With several serving workers, the one holding the trainer lock runs the one trainer; the
+        others still take, list, cancel and resume jobs (records are files), and take the lock
+        over when its holder dies (see `supervise`).
+        """
+        if not self._take_trainer_lock():
+            logger.info("another serving process runs the training worker")
+            return
         for job_id in self.store.mark_orphans_interrupted():
             logger.warning("job %s was running when the service stopped: marked interrupted", job_id)
         self._spawn()
+
+    def _take_trainer_lock(self) -> bool:
+        if self._lock is not None:
+            return True
+        handle = open(self.store.directory / ".trainer.lock", "a+b")  # noqa: SIM115 (held for the process's life)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._lock = handle
+        return True
 
     def _spawn(self) -> None:
         # spawn, not fork: the worker must not inherit the server's threads and sockets.
@@ -62,7 +85,13 @@ class JobManager:
         return self._process.pid if self._process is not None else None
 
     def supervise(self) -> None:
-        """Restart a worker that died (killed, out of memory); its running job becomes interrupted."""
+        """Restart a worker that died (killed, out of memory); its running job becomes interrupted.
+        A process without the trainer lock tries to take it (its holder may have died)."""
+        if self._lock is None:
+            if self._take_trainer_lock():
+                self.store.mark_orphans_interrupted()
+                self._spawn()
+            return
         if self._process is None or self._process.is_alive():
             return
         logger.error("training worker exited with %s; restarting it", self._process.exitcode)
@@ -78,7 +107,10 @@ class JobManager:
                 self._process.kill()
                 self._process.join()
             self._process = None
-        self.store.mark_orphans_interrupted()
+        if self._lock is not None:  # only the trainer's owner may call its jobs orphans
+            self.store.mark_orphans_interrupted()
+            self._lock.close()
+            self._lock = None
 
     def submit(self, config: AutoencoderConfig) -> JobRecord:
         """Queue a training job, unless the queue is full."""

@@ -1,5 +1,6 @@
 """The idempotency store: one run per (caller, key), stored answers, expiry, marks left by a crash."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,13 +23,17 @@ def test_a_key_runs_once_then_answers_what_it_answered(tmp_path: Path) -> None:
         store.claim("alice", "k1", "request-b")
 
 
-def test_server_errors_are_forgotten_and_crash_marks_cleared(tmp_path: Path) -> None:
+def test_server_errors_are_forgotten_and_crash_marks_cleared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = IdempotencyStore(tmp_path)
     store.claim("alice", "k", "r")
     store.release("alice", "k")  # the run failed on the server's side: a retry runs again
     assert store.claim("alice", "k", "r") is None
-    assert IdempotencyStore(tmp_path).prune(running_too=True) == 1  # what a restart does
-    assert store.claim("alice", "k", "r") is None
+    assert IdempotencyStore(tmp_path).prune(running_too=True) == 0  # this process runs it: kept
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "getpid", lambda: 2**31 - 1)  # a pid no process has
+        store.claim("bob", "k", "r")
+    assert IdempotencyStore(tmp_path).prune(running_too=True) == 1  # what a restart does with a dead run's mark
+    assert store.claim("bob", "k", "r") is None
 
 
 def test_records_expire(tmp_path: Path) -> None:
