@@ -29,7 +29,7 @@ from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, check_size, 
 from models.summary import describe
 
 TRAINING_FLAGS = ("epochs", "batch_size", "lr", "seed", "train_subset")
-BENCHMARKS = ("variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index", "attack")
+BENCHMARKS = ("variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index", "attack", "cost")
 
 
 def _parse_value(text: str) -> Any:
@@ -244,7 +244,7 @@ def command_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from app.bench import assignments, attack, index_scale, serve, training_speed, variants
+    from app.bench import assignments, attack, index_scale, serve, serving_cost, training_speed, variants
     from app.bench.common import Bench
 
     benchmarks: dict[str, Callable[[Bench], object]] = {
@@ -257,6 +257,7 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
         "train": training_speed.run_training_speed,
         "index": lambda bench: index_scale.run_index_scale(bench, args.max_size),
         "attack": lambda bench: attack.run_attack(bench, args.compare_with),
+        "cost": lambda bench: serving_cost.run_cost(bench, args.compare_with),
     }
     assert set(benchmarks) == set(BENCHMARKS)
     benchmarks[args.benchmark](Bench(_workspace(settings), args.out, quick=args.quick))
@@ -322,7 +323,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="A smoke run: 1 epoch on 512 images.")
     bench.add_argument("--only", help="variants: a comma-separated subset.")
     bench.add_argument("--max-size", type=int, help="index: largest gallery (default: all of 60k, 1M, 10M).")
-    bench.add_argument("--compare-with", type=Path, help="attack: also attack `aeseek serve` from this checkout.")
+    bench.add_argument("--compare-with", type=Path, help="attack, cost: also measure this other checkout of aeseek.")
     bench.set_defaults(handler=command_bench)
 
     search = commands.add_parser(

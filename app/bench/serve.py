@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import os
 import shutil
@@ -51,12 +52,23 @@ SCENARIOS = (HEALTH, UNBATCHED, BATCHED, UNBATCHED_IVF, BATCHED_IVF)
 IVF_SPEC = IndexSpec(kind="IVF", nlist=1024, nprobe=16)
 
 WRK_SCRIPT = """
-local body_file = io.open(os.getenv("AESEEK_BENCH_BODY") or "", "rb")
-if body_file then
-  wrk.method = "POST"
-  wrk.body = body_file:read("*all")
-  body_file:close()
-  wrk.headers["Content-Type"] = "multipart/form-data; boundary=%(boundary)s"
+-- The request bodies (uploads) are files body-1.bin ... body-N.bin; each connection cycles through them.
+local bodies = {}
+local directory = os.getenv("AESEEK_BENCH_BODIES")
+local count = tonumber(os.getenv("AESEEK_BENCH_BODY_COUNT") or "0")
+for i = 1, count do
+  local file = io.open(directory .. "/body-" .. i .. ".bin", "rb")
+  bodies[i] = file:read("*all")
+  file:close()
+end
+local next_body = 0
+local headers = {["Content-Type"] = "multipart/form-data; boundary=%(boundary)s"}
+request = function()
+  if count == 0 then
+    return wrk.format("GET")
+  end
+  next_body = next_body %% count + 1
+  return wrk.format("POST", nil, headers, bodies[next_body])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -112,16 +124,32 @@ class WrkLoad:
 
     name = "wrk (C, own process)"
 
-    def __init__(self, workdir: Path, body: bytes) -> None:
+    def __init__(self, workdir: Path, bodies: list[bytes]) -> None:
         self.script = workdir / "load.lua"
         self.script.write_text(WRK_SCRIPT % {"boundary": BOUNDARY})
-        self.body = workdir / "body.bin"
-        self.body.write_bytes(body)
+        self.workdir, self.sets = workdir, 0
+        self.bodies = self.body_set(bodies)
 
-    def run(self, url: str, scenario: str, clients: int, seconds: float) -> LoadResult:
-        """Run wrk for `seconds` at `clients` open connections."""
+    def body_set(self, bodies: list[bytes]) -> tuple[Path, int]:
+        """Write request bodies for wrk to cycle through; returns what `run` takes as `bodies`."""
+        self.sets += 1
+        directory = self.workdir / f"bodies-{self.sets}"
+        directory.mkdir()
+        for number, body in enumerate(bodies, start=1):
+            (directory / f"body-{number}.bin").write_bytes(body)
+        return directory, len(bodies)
+
+    def run(
+        self, url: str, scenario: str, clients: int, seconds: float, bodies: tuple[Path, int] | None = None
+    ) -> LoadResult:
+        """Run wrk for `seconds` at `clients` open connections (cycling through `bodies` when searching)."""
         path = "/api/v1/health" if scenario == HEALTH else "/api/v1/search"
-        env = {**os.environ, "AESEEK_BENCH_BODY": "" if scenario == HEALTH else str(self.body)}
+        directory, count = bodies or self.bodies
+        env = {
+            **os.environ,
+            "AESEEK_BENCH_BODIES": str(directory),
+            "AESEEK_BENCH_BODY_COUNT": "0" if scenario == HEALTH else str(count),
+        }
         duration = f"-d{max(1, round(seconds))}s"  # wrk counts whole seconds
         command = ["wrk", "-t1", f"-c{clients}", duration, "--timeout", "10s", "-s", str(self.script)]
         command.append(url + path)
@@ -139,18 +167,26 @@ class AsyncioLoad:
 
     name = "asyncio httpx clients in the benchmark's own process (share the server's cores: lower bounds)"
 
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+    def __init__(self, bodies: list[bytes]) -> None:
+        self.bodies = bodies
 
-    def run(self, url: str, scenario: str, clients: int, seconds: float) -> LoadResult:
-        """Run `clients` keep-alive clients in a loop for `seconds`."""
-        return asyncio.run(self._run(url, scenario, clients, seconds))
+    def body_set(self, bodies: list[bytes]) -> list[bytes]:
+        """Request bodies to cycle through; `run` takes them as `bodies`."""
+        return bodies
 
-    async def _run(self, url: str, scenario: str, clients: int, seconds: float) -> LoadResult:
+    def run(
+        self, url: str, scenario: str, clients: int, seconds: float, bodies: list[bytes] | None = None
+    ) -> LoadResult:
+        """Run `clients` keep-alive clients in a loop for `seconds` (cycling through `bodies` when searching)."""
+        return asyncio.run(self._run(url, scenario, clients, seconds, bodies or self.bodies))
+
+    async def _run(self, url: str, scenario: str, clients: int, seconds: float, bodies: list[bytes]) -> LoadResult:
         latencies: list[float] = []
         errors = 0
         stop_at = time.perf_counter() + seconds
         headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+        turn = itertools.count()
 
         async def client_loop(client: httpx.AsyncClient) -> None:
             nonlocal errors
@@ -160,7 +196,8 @@ class AsyncioLoad:
                     if scenario == HEALTH:
                         response = await client.get("/api/v1/health")
                     else:
-                        response = await client.post("/api/v1/search", content=self.body, headers=headers)
+                        body = bodies[next(turn) % len(bodies)]
+                        response = await client.post("/api/v1/search", content=body, headers=headers)
                 except httpx.HTTPError:
                     errors += 1
                     continue
@@ -192,7 +229,7 @@ class Server:
 
 @contextmanager
 def serve_process(
-    data_dir: Path, batching: bool, index_kind: str = "Flat", source: Path | None = None
+    data_dir: Path, batching: bool, index_kind: str = "Flat", source: Path | None = None, workers: int = 1
 ) -> Iterator[Server]:
     """`aeseek serve` on a free port (from `source`, another checkout of aeseek, when given)."""
     port = _free_port()
@@ -207,8 +244,11 @@ def serve_process(
     }
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        command,
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=source,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -309,10 +349,10 @@ def run_serve(
     """Load each scenario at each concurrency, `rounds` times; write serve.json, serve.md and serve.png."""
     if bench.quick:
         seconds, clients, rounds = 1.0, (1, 4), 1
-    body = multipart_body(query_png(bench))
+    body = multipart_body(query_png(bench))  # the serving matrix uses one 28x28 PNG (see bench cost for the mix)
     all_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aeseek-load-") as workdir, ExitStack() as servers:
-        load: WrkLoad | AsyncioLoad = WrkLoad(Path(workdir), body) if shutil.which("wrk") else AsyncioLoad(body)
+        load: WrkLoad | AsyncioLoad = WrkLoad(Path(workdir), [body]) if shutil.which("wrk") else AsyncioLoad([body])
         print(f"load generator: {load.name}", file=sys.stderr)
         # Every server runs from the start (idle ones cost nothing) so that, at each level of
         # concurrency, the scenarios are measured back to back: on a shared machine whose speed
@@ -347,7 +387,7 @@ def run_serve(
 def median_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per scenario and concurrency, the round with the median throughput (all its figures kept together)."""
     chosen = []
-    for scenario in SCENARIOS:
+    for scenario in dict.fromkeys(row["scenario"] for row in rows):  # in the order they were measured
         for clients in sorted({row["clients"] for row in rows}):
             rounds = sorted(
                 (row for row in rows if row["scenario"] == scenario and row["clients"] == clients),

@@ -20,7 +20,7 @@ from PIL import Image
 
 from app.services.batching import MicroBatcher
 from app.services.retention import size_of
-from app.services.search import SearchOutcome, SearchService, Snapshot
+from app.services.search import PreparedQuery, SearchOutcome, SearchService, Snapshot
 from app.services.workspace import Workspace
 from app.settings import Settings, index_spec
 from index.backend import set_search_threads
@@ -33,6 +33,8 @@ from models.errors import AeseekError, ConflictError, DiskBudgetError, NotFoundE
 logger = logging.getLogger("aeseek")
 
 LOADED_MODELS = 4
+# Longest a decode waits for a slot before the request is shed (the queue is bounded too).
+DECODE_WAIT_S = 10.0
 KEPT_MODEL_PICTURES = 32
 # Uploads up to this many pixels are decoded on the event loop (a 28x28 PNG takes ~0.1 ms).
 INLINE_DECODE_PIXELS = 128 * 128
@@ -64,25 +66,52 @@ class Runtime:
         self._seen_pointer: bytes | None = None  # active.json as it was when the served snapshot was made
         self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
         self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
+        self._waiting_decodes = 0
+        self._waiting_lock = threading.Lock()
 
     @contextmanager
     def admitted(self, kind: Literal["search", "decode"]) -> Iterator[None]:
-        """Hold one of the limited slots of `kind` for the block, or refuse at once with OverloadedError.
+        """Hold one of the limited slots of `kind` for the block, or refuse with OverloadedError.
 
-        Refusing rather than waiting keeps memory and latency bounded under a flood: a client
-        told to retry in a second costs nothing, a thousand queued 4 MP decodes cost gigabytes.
+        A search is refused at once when AESEEK_MAX_CONCURRENT_SEARCHES are in flight. A decode
+        waits for one of AESEEK_MAX_CONCURRENT_DECODES slots (blocking its worker thread) while
+        fewer than AESEEK_MAX_WAITING_DECODES others wait, and is refused beyond: a bounded queue
+        keeps memory and latency bounded under a flood (a client told to retry in a second costs
+        nothing, a thousand queued 4 MP decodes cost gigabytes) without refusing ordinary bursts.
         """
-        slots, setting = (
-            (self._searches, "AESEEK_MAX_CONCURRENT_SEARCHES")
-            if kind == "search"
-            else (self._decodes, "AESEEK_MAX_CONCURRENT_DECODES")
-        )
-        if not slots.acquire(blocking=False):
-            raise OverloadedError(f"the server is at its limit of concurrent {kind}s ({setting}); retry shortly")
+        if kind == "search":
+            if not self._searches.acquire(blocking=False):
+                raise OverloadedError(
+                    "the server is at its limit of concurrent searches (AESEEK_MAX_CONCURRENT_SEARCHES); retry shortly"
+                )
+            try:
+                yield
+            finally:
+                self._searches.release()
+            return
+        acquired = self._decodes.acquire(blocking=False)
+        if not acquired:  # every slot is taken: wait in the bounded queue
+            self._reserve_decode()
+            try:
+                acquired = self._decodes.acquire(timeout=DECODE_WAIT_S)
+            finally:
+                with self._waiting_lock:
+                    self._waiting_decodes -= 1
+        if not acquired:
+            raise OverloadedError(f"no decode slot came free within {DECODE_WAIT_S:g} s; retry shortly")
         try:
             yield
         finally:
-            slots.release()
+            self._decodes.release()
+
+    def _reserve_decode(self) -> None:
+        """Count one more decode waiting for a slot, or refuse when AESEEK_MAX_WAITING_DECODES already wait."""
+        with self._waiting_lock:
+            if self._waiting_decodes >= self.settings.max_waiting_decodes:
+                raise OverloadedError(
+                    "the server is at its limit of waiting decodes (AESEEK_MAX_WAITING_DECODES); retry shortly"
+                )
+            self._waiting_decodes += 1
 
     def start_batching(self) -> None:
         """Start the micro-batcher when the settings ask for it."""
@@ -116,8 +145,7 @@ class Runtime:
         if image.width * image.height <= INLINE_DECODE_PIXELS:
             prepared = service.prepare_opened(image, started)
         else:
-            with self.admitted("decode"):
-                prepared = await asyncio.to_thread(service.prepare_opened, image, started)
+            prepared = await asyncio.to_thread(self._prepare_in_slot, service, image, started)
         if self.batcher is None or label is not None:
             [outcome] = await asyncio.to_thread(service.search_images, [prepared.query], k, label)
             return outcome.after(prepared.timings_ms)
@@ -126,6 +154,10 @@ class Runtime:
         computed = outcome.timings_ms["encode"] + outcome.timings_ms["search"]
         waited = (time.perf_counter() - submitted) * 1000.0 - computed
         return outcome.after(prepared.timings_ms, queue=max(waited, 0.0))
+
+    def _prepare_in_slot(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
+        with self.admitted("decode"):
+            return service.prepare_opened(image, started)
 
     def decode_upload(self, data: bytes) -> Image.Image:
         """Decode an upload within the limits, holding a decode slot (pictures of a model)."""

@@ -77,7 +77,7 @@ def test_slow_requests_time_out_with_504(
 
 
 def test_overload_is_a_503_with_retry_after(make_client, train_images: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-    client = make_client(max_concurrent_decodes=1)
+    client = make_client(max_concurrent_decodes=1, max_waiting_decodes=0)
     runtime = client.app.state.runtime
     files = [("files", ("a.png", png_of(train_images[0])))]
     with runtime.admitted("decode"):  # another request holds the only decode slot

@@ -11,9 +11,9 @@ from tests.helpers import bench_results, live_server, png_of, run_bench
 
 
 def loads(tmp_path: Path, body: bytes) -> list:
-    found: list = [AsyncioLoad(body)]
+    found: list = [AsyncioLoad([body])]
     if shutil.which("wrk"):
-        found.append(WrkLoad(tmp_path, body))
+        found.append(WrkLoad(tmp_path, [body]))
     return found
 
 

@@ -69,12 +69,14 @@ def test_unknown_model_versions_are_not_found(trained_dir: Path) -> None:
 
 
 def test_work_over_the_concurrency_limits_is_refused_at_once(trained_dir: Path, train_images: np.ndarray) -> None:
-    runtime = started(trained_dir, batching=False, max_concurrent_searches=1, max_concurrent_decodes=1)
+    runtime = started(
+        trained_dir, batching=False, max_concurrent_searches=1, max_concurrent_decodes=1, max_waiting_decodes=0
+    )
     query = png_of(train_images[0])
     with runtime.admitted("search"), pytest.raises(OverloadedError, match="AESEEK_MAX_CONCURRENT_SEARCHES"):
         asyncio.run(runtime.search_upload(query, 3))
     large = encode(Image.fromarray(train_images[0]).resize((400, 400)))  # decoded in a worker thread
-    with runtime.admitted("decode"), pytest.raises(OverloadedError, match="AESEEK_MAX_CONCURRENT_DECODES"):
+    with runtime.admitted("decode"), pytest.raises(OverloadedError, match="AESEEK_MAX_WAITING_DECODES"):
         asyncio.run(runtime.search_upload(large, 3))
     # Slots come back: the same searches succeed once nothing else holds them.
     assert len(asyncio.run(runtime.search_upload(large, 3)).neighbours) == 3
@@ -107,3 +109,15 @@ def test_a_model_description_is_read_without_its_weights(trained_copy: Path) -> 
     assert runtime.record(model_dir.name).version == model_dir.name
     with pytest.raises(CheckpointError, match="checksum"):
         runtime.model(model_dir.name)
+
+
+def test_a_burst_of_large_queries_waits_for_decode_slots_instead_of_failing(
+    trained_dir: Path, train_images: np.ndarray
+) -> None:
+    runtime = started(trained_dir, batching=False, max_concurrent_decodes=1, max_waiting_decodes=16)
+    large = encode(Image.fromarray(train_images[0]).resize((400, 400)))
+
+    async def burst() -> list:
+        return await asyncio.gather(*(runtime.search_upload(large, 3) for _ in range(12)))
+
+    assert all(len(outcome.neighbours) == 3 for outcome in asyncio.run(burst()))  # one slot, twelve served
