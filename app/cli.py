@@ -29,7 +29,7 @@ from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, check_size, 
 from models.summary import describe
 
 TRAINING_FLAGS = ("epochs", "batch_size", "lr", "seed", "train_subset")
-BENCHMARKS = ("variants", "l2", "code-size", "vae", "overcomplete", "serve", "train", "index", "attack", "cost")
+BENCHMARKS = ("variants", "l2", "code-size", "vae", "overcomplete", "serve", "serve-matrix", "train", "index", "attack")
 
 
 def _parse_value(text: str) -> Any:
@@ -253,11 +253,11 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
         "code-size": assignments.code_size_sweep,
         "vae": assignments.vae_generation,
         "overcomplete": assignments.overcomplete,
-        "serve": serve.run_serve,
+        "serve": lambda bench: serving_cost.run_cost(bench, args.compare_with),
+        "serve-matrix": serve.run_serve,
         "train": training_speed.run_training_speed,
         "index": lambda bench: index_scale.run_index_scale(bench, args.max_size),
         "attack": lambda bench: attack.run_attack(bench, args.compare_with),
-        "cost": lambda bench: serving_cost.run_cost(bench, args.compare_with),
     }
     assert set(benchmarks) == set(BENCHMARKS)
     benchmarks[args.benchmark](Bench(_workspace(settings), args.out, quick=args.quick))
@@ -323,7 +323,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="A smoke run: 1 epoch on 512 images.")
     bench.add_argument("--only", help="variants: a comma-separated subset.")
     bench.add_argument("--max-size", type=int, help="index: largest gallery (default: all of 60k, 1M, 10M).")
-    bench.add_argument("--compare-with", type=Path, help="attack, cost: also measure this other checkout of aeseek.")
+    bench.add_argument("--compare-with", type=Path, help="attack, serve: also measure this other checkout of aeseek.")
     bench.set_defaults(handler=command_bench)
 
     search = commands.add_parser(

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         6,
         ge=1,
         description="Uploads decoded at once in worker threads (queries over 128x128, batches, pictures); "
-        "2 made a queue whose p99 reached 1 s under the realistic mix (bench cost).",
+        "2 made a queue whose p99 reached 1 s under the realistic mix (bench serve).",
     )
     max_waiting_decodes: int = Field(
         64, ge=0, description="Decodes that may wait for one of those; more get 503 with Retry-After (a bounded queue)."

@@ -1,4 +1,4 @@
-"""`aeseek bench serve`: a bounded loopback load against a real uvicorn server.
+"""`aeseek bench serve-matrix`: a bounded loopback load against a real uvicorn server, 28x28 PNG queries.
 
 For each of 1, 8, 32 and 64 concurrent clients (a fixed number of seconds each, then it
 stops), it measures requests/s and p50/p95/p99 latency of: the health endpoint (the HTTP
@@ -346,10 +346,10 @@ def _ivf_workspace(bench: Bench) -> Iterator[Path]:
 def run_serve(
     bench: Bench, seconds: float = 5.0, clients: tuple[int, ...] = CLIENTS, rounds: int = 3
 ) -> list[dict[str, Any]]:
-    """Load each scenario at each concurrency, `rounds` times; write serve.json, serve.md and serve.png."""
+    """Load each scenario at each concurrency, `rounds` times; write serve_matrix.json, .md and .png."""
     if bench.quick:
         seconds, clients, rounds = 1.0, (1, 4), 1
-    body = multipart_body(query_png(bench))  # the serving matrix uses one 28x28 PNG (see bench cost for the mix)
+    body = multipart_body(query_png(bench))  # one 28x28 PNG (bench serve measures the realistic mix)
     all_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aeseek-load-") as workdir, ExitStack() as servers:
         load: WrkLoad | AsyncioLoad = WrkLoad(Path(workdir), [body]) if shutil.which("wrk") else AsyncioLoad([body])
@@ -372,14 +372,17 @@ def run_serve(
                     row = _measure(server_of[scenario], load, scenario, level, seconds)
                     all_rows.append({**row, "round": round_number})
     rows = median_rounds(all_rows)
-    bench.write_json("serve", {"load_generator": load.name, "rounds": rounds, "rows": rows, "all_rounds": all_rows})
-    bench.write_text("serve.md", _report(rows, load.name, rounds))
+    bench.write_json(
+        "serve_matrix", {"load_generator": load.name, "rounds": rounds, "rows": rows, "all_rounds": all_rows}
+    )
+    bench.write_text("serve_matrix.md", _report(rows, load.name, rounds))
     curves = {}
     for scenario in SCENARIOS:
         chosen = [r for r in rows if r["scenario"] == scenario]
         curves[scenario] = ([float(r["clients"]) for r in chosen], [r["requests_per_s"] for r in chosen])
     bench.write_png(
-        "serve.png", curves_png(curves, "Throughput on loopback", "concurrent clients", log_x=True, ylabel="requests/s")
+        "serve_matrix.png",
+        curves_png(curves, "Throughput on loopback", "concurrent clients", log_x=True, ylabel="requests/s"),
     )
     return rows
 

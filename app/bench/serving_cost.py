@@ -1,4 +1,4 @@
-"""`aeseek bench cost`: what realistic uploads cost the service, against the work's own limit.
+"""`aeseek bench serve`: what realistic uploads cost the service, against the work's own limit.
 
 Three measurements on the same upload mix (app/bench/uploads.py):
 
@@ -116,7 +116,7 @@ def work_limit(data_dir: Path, upload_dir: Path, processes: int, seconds: float)
 
 
 def run_cost(bench: Bench, compare_with: Path | None = None) -> dict[str, Any]:
-    """All three measurements; writes cost.json and cost.md."""
+    """All three measurements; writes serve.json and serve.md."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     seconds, rounds = (2.0, 1) if bench.quick else (10.0, 3)
     cores = os.cpu_count() or 1
@@ -164,8 +164,8 @@ def run_cost(bench: Bench, compare_with: Path | None = None) -> dict[str, Any]:
     summary = {"uploads": len(mix), "tight_loop": tight, "limit_per_s": limit, "limit_batch": LIMIT_BATCH,
                "cores": cores, "clients": CLIENTS, "load_generator": load.name, "rows": median_rounds(rows),
                "all_rounds": rows}  # fmt: skip
-    bench.write_json("cost", summary)
-    bench.write_text("cost.md", summary_line(machine()) + _report(summary))
+    bench.write_json("serve", summary)
+    bench.write_text("serve.md", summary_line(machine()) + _report(summary))
     return summary
 
 
@@ -198,5 +198,6 @@ def _report(summary: dict[str, Any]) -> str:
         f"The work's own limit without HTTP ({summary['cores']} processes, batches of {summary['limit_batch']}): "
         f"{summary['limit_per_s']:.0f} uploads/s.\n\n"
         f"The service at {summary['clients']} connections ({summary['load_generator']}), median of the rounds:\n\n"
-        f"{served}\n\n{stage_line}\n\nReproduce: `aeseek bench cost [--compare-with PATH]`.\n"
+        f"{served}\n\n{stage_line}\n\nReproduce: `aeseek bench serve [--compare-with PATH]`; "
+        "the 28x28-only matrix: `aeseek bench serve-matrix`.\n"
     )

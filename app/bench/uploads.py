@@ -2,7 +2,7 @@
 
 Sizes from 28 to 600 px and a few phone photos, PNG, JPEG, WebP and GIF, grey and colour,
 dark ink on light paper (scans, screenshots) and light on dark (crops of MNIST itself): what
-`aeseek bench serve` and `aeseek bench decode` measure by default. Deterministic for a seed.
+`aeseek bench serve` measures by default. Deterministic for a seed.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ def loads(tmp_path: Path, body: bytes) -> list:
 def test_bench_serve_and_train(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
     root = trained_copy
-    out = run_bench(root, "serve")
-    serve = bench_results(out, "serve")
+    out = run_bench(root, "serve-matrix")
+    serve = bench_results(out, "serve_matrix")
     rows = serve["rows"]
     scenarios = {"health", "search, unbatched", "search, batched", "search, unbatched, IVF", "search, batched, IVF"}
     assert {row["scenario"] for row in rows} == scenarios
@@ -32,7 +32,7 @@ def test_bench_serve_and_train(trained_copy: Path, monkeypatch: pytest.MonkeyPat
     assert all(row["mean_batch_size"] >= 1 for row in batched)
     # The server's own request time covers at least its search stages.
     assert all(row["server_request_ms"] >= row["stages_ms"]["encode"] for row in batched)
-    report = (out / "serve.md").read_text()
+    report = (out / "serve_matrix.md").read_text()
     assert "x unbatched search" in report and "Load generator:" in report
     # The real workspace is untouched by the IVF scenario (it serves from a scratch copy).
     assert not any("IVF" in path.name for path in (root / "galleries").iterdir())

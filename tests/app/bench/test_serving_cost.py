@@ -1,4 +1,4 @@
-"""`aeseek bench cost` (quick): the upload mix, the tight loop, the work's limit and the service, measured."""
+"""`aeseek bench serve` (quick): the upload mix, the tight loop, the work's limit and the service, measured."""
 
 from pathlib import Path
 
@@ -20,12 +20,12 @@ def test_the_upload_mix_is_what_people_send(full_mnist: dict) -> None:
 
 
 @pytest.mark.slow
-def test_bench_cost_measures_the_mix(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bench_serve_measures_the_mix(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
-    out = run_bench(trained_copy, "cost")
-    result = bench_results(out, "cost")
+    out = run_bench(trained_copy, "serve")
+    result = bench_results(out, "serve")
     assert result["tight_loop"]["this checkout"]["median_ms"] > 0 and result["limit_per_s"] > 0
     rows = {row["scenario"]: row for row in result["rows"]}
     assert {"this checkout, 1 worker"} < set(rows) and all(row["errors"] == 0 for row in rows.values())
     assert "decode" in rows["this checkout, 1 worker"]["stages_ms"]
-    assert "Reproduce: `aeseek bench cost" in (out / "cost.md").read_text()
+    assert "Reproduce: `aeseek bench serve" in (out / "serve.md").read_text()
