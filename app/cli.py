@@ -16,14 +16,14 @@ from tqdm import tqdm
 
 from app.client import DEFAULT_URL, ClientError, answers_json, format_answers, search_images
 from app.progress import TrainingBar
-from app.services.evaluation import evaluate_and_record, format_table
+from app.services.evaluation import evaluate_and_record, feedback_precision, format_table
 from app.services.observability import configure_logging
 from app.services.retention import collect
-from app.services.workspace import Workspace
+from app.services.workspace import Workspace, embed_images
 from app.settings import Settings, get_settings, index_spec, reference_markdown
 from index.backend import INDEX_KINDS, IndexSpec
 from models.base import AutoencoderConfig
-from models.checkpoints import list_models
+from models.checkpoints import list_models, load_model
 from models.errors import AeseekError, InvalidRequestError, NotFoundError
 from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, check_size, config_from_dict, default_config
 from models.summary import describe
@@ -137,6 +137,17 @@ def command_index_build(args: argparse.Namespace, settings: Settings) -> int:
 def command_eval(args: argparse.Namespace, settings: Settings) -> int:
     workspace = _workspace(settings)
     version = _resolve_version(workspace, args.model)
+    if args.feedback:
+        model, _ = load_model(workspace.models_dir / version)
+        train, test = workspace.split("train"), workspace.split("test")
+        print("embedding 70,000 images; simulating two rounds of feedback on 10,000 queries", file=sys.stderr)
+        precisions = feedback_precision(
+            embed_images(model, train.images), train.labels, embed_images(model, test.images), test.labels
+        )
+        print(json.dumps({"model": version, "p_at_10_by_round": precisions}) if args.json else
+              "P@10 with relevance feedback (a user marks the true labels among the top 10): "
+              + ", ".join(f"round {n}: {p:.4f}" for n, p in enumerate(precisions)))  # fmt: skip
+        return 0
     rows = evaluate_and_record(
         workspace, version, not args.no_baselines, on_stage=lambda stage: print(stage, file=sys.stderr)
     )
@@ -302,6 +313,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="Model version (default: the active one).")
     evaluate.add_argument("--no-baselines", action="store_true", help="Skip raw pixels and PCA.")
     evaluate.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    evaluate.add_argument(
+        "--feedback", action="store_true", help="P@10 after one and two rounds of simulated relevance feedback."
+    )
     evaluate.set_defaults(handler=command_eval)
 
     models = commands.add_parser("models", help="Inspect and activate models.").add_subparsers(

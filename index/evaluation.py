@@ -61,3 +61,28 @@ def evaluate_codes(
     """Exact-search retrieval scores of query codes against gallery codes."""
     ids = exact_neighbours(gallery_codes, query_codes, k=100)
     return scores_from_neighbours(gallery_labels[ids], query_labels)
+
+
+def full_ranking_map(
+    gallery: np.ndarray, gallery_labels: np.ndarray, queries: np.ndarray, query_labels: np.ndarray, chunk: int = 128
+) -> float:
+    """Mean average precision over the whole ranking of the gallery (the hashing literature's mAP).
+
+    For a query with R relevant gallery items at ranks r_1 < ... < r_R, AP = (1/R) sum_j j / r_j
+    (Euclidean distance; an item tied with others ranks after all of them). Queries are taken
+    `chunk` at a time so memory stays at chunk x gallery floats.
+    """
+    gallery = np.ascontiguousarray(gallery, dtype=np.float32)
+    squared = (gallery.astype(np.float64) ** 2).sum(axis=1)
+    total = 0.0
+    for start in range(0, len(queries), chunk):
+        block = np.asarray(queries[start : start + chunk], dtype=np.float32)
+        distances = squared[None, :] - 2.0 * (block @ gallery.T).astype(np.float64)  # (C, N), ||q||^2 left out
+        ordered = np.sort(distances, axis=1)
+        for row, label in zip(range(len(block)), query_labels[start : start + chunk], strict=True):
+            relevant = np.sort(distances[row, gallery_labels == label])
+            if len(relevant) == 0:
+                continue
+            ranks = np.searchsorted(ordered[row], relevant, side="right")
+            total += float((np.arange(1, len(relevant) + 1) / ranks).mean())
+    return total / len(queries)

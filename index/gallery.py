@@ -266,7 +266,8 @@ class Gallery:
             raise GalleryError(
                 f"{directory / 'items.jsonl'} holds an unreadable item ({type(error).__name__})"
             ) from None
-        images = np.load(directory / "images.npy", allow_pickle=False)
+        # Memory-mapped: worker processes share one copy in the page cache (the file never changes).
+        images = np.load(directory / "images.npy", allow_pickle=False, mmap_mode="r")
         if not (len(index) == len(items) == len(images) == manifest.count):
             raise GalleryError(f"{directory}: index, items and images disagree on the gallery size")
         return cls(manifest, index, items, images)

@@ -16,6 +16,8 @@ ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 OPERATION_IDS = {
     "search_by_image": "search",
     "search_batch": "search-batch",
+    "search_feedback": "search-feedback",
+    "search_similar": "search-similar",
     "get_gallery_item": "gallery-get",
     "get_gallery_image": "gallery-image",
     "get_gallery_neighbours": "gallery-neighbours",

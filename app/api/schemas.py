@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from index.gallery import GalleryItem, Neighbour
 from models.checkpoints import ModelRecord
@@ -190,3 +190,35 @@ class ModelList(BaseModel):
 
     data: list[ModelPublic]
     count: int
+
+
+class FeedbackRequest(BaseModel):
+    """A query (a code from an earlier answer, or gallery ids) and the results a person marked."""
+
+    code: list[float] | None = Field(
+        None, max_length=4096, description="The query's code: `query_code` of a search with debug=true, or of "
+        "an earlier feedback answer (rounds chain)."
+    )  # fmt: skip
+    ids: list[int] | None = Field(None, max_length=100, description="Or: gallery items whose mean code is the query.")
+    relevant: list[int] = Field(default_factory=list, max_length=100, description="Gallery ids marked relevant.")
+    not_relevant: list[int] = Field(
+        default_factory=list, max_length=100, description="Gallery ids marked not relevant (left out of the answer)."
+    )
+    k: int = Field(10, ge=1, description="How many neighbours to return.")
+    label: int | None = Field(None, ge=0, description="Only gallery items with this label.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"code": [0.1] * 16, "relevant": [7, 12], "not_relevant": [3], "k": 10}],
+        },
+    )
+
+
+class SimilarRequest(BaseModel):
+    """Gallery items to find more like."""
+
+    ids: list[int] = Field(min_length=1, max_length=100, description="Gallery ids; the answer leaves them out.")
+    k: int = Field(10, ge=1, description="How many neighbours to return.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": [7, 12, 40], "k": 10}]})

@@ -88,3 +88,13 @@ def test_the_first_start_trains_evaluates_and_activates(
     assert active is not None
     record = json.loads((workspace.models_dir / active.model_version / "model.json").read_text())
     assert record["metrics"]["retrieval"]["p_at_10"] > 2 * chance_precision(full_mnist)  # the web page shows it
+
+
+def test_eval_simulates_relevance_feedback(
+    capsys: pytest.CaptureFixture[str], trained_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    code, out, err = run(capsys, "--data-dir", str(trained_copy), "eval", "--feedback", "--json")
+    assert code == 0, err
+    rounds = json.loads(out)["p_at_10_by_round"]
+    assert len(rounds) == 3 and rounds[1] > rounds[0] and rounds[2] >= rounds[1]  # each round helps

@@ -6,14 +6,26 @@ import asyncio
 import time
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from app.api.deps import MetricsDep, RuntimeDep, SearchServiceDep, SettingsDep, within_max_k
 from app.api.errors import ERROR_RESPONSES, status_of
 from app.api.params import LabelFilter, NeighbourCount, NeighboursPerImage
-from app.api.schemas import BatchItem, BatchSearchResponse, ErrorBody, ModelRef, SearchResponse, results_of
+from app.api.schemas import (
+    BatchItem,
+    BatchSearchResponse,
+    ErrorBody,
+    FeedbackRequest,
+    ModelRef,
+    SearchResponse,
+    SimilarRequest,
+    results_of,
+)
 from app.api.uploads import file_field_schema, read_file_field, read_upload
 from app.rendering.png import png_base64
+from app.services.feedback import Refined, refine
+from app.services.search import Snapshot
 from models.errors import AeseekError, InvalidRequestError
 
 router = APIRouter(prefix="/search", tags=["search"])
@@ -133,3 +145,39 @@ def search_batch(
         count=len(items),
         items=items,
     )
+
+
+def _refined_response(snapshot: Snapshot, refined: Refined, started: float) -> SearchResponse:
+    elapsed = round((time.perf_counter() - started) * 1000.0, 3)
+    return SearchResponse(
+        model=ModelRef.of(snapshot.record),
+        query_ms=elapsed,
+        timings_ms={"search": elapsed},
+        results=results_of(refined.neighbours),
+        query_code=[round(value, 6) for value in refined.code.tolist()],
+    )
+
+
+@router.post("/feedback", response_model=SearchResponse, responses=ERROR_RESPONSES, summary="Refine a search")
+def search_feedback(body: FeedbackRequest, service: SearchServiceDep, settings: SettingsDep) -> SearchResponse:
+    """Relevance feedback (Rocchio in code space): the query moves towards the results marked relevant
+    and away from those marked not relevant, and the gallery is searched again. The answer's
+    `query_code` is the moved query: send it back with new marks for another round."""
+    started = time.perf_counter()
+    within_max_k(body.k, settings)
+    snapshot = service.snapshot
+    code = None if body.code is None else np.asarray(body.code, dtype=np.float32)
+    refined = refine(
+        snapshot.gallery, body.k, code=code, query_ids=body.ids, relevant=body.relevant,
+        not_relevant=body.not_relevant, label=body.label,
+    )  # fmt: skip
+    return _refined_response(snapshot, refined, started)
+
+
+@router.post("/similar", response_model=SearchResponse, responses=ERROR_RESPONSES, summary="More like these")
+def search_similar(body: SimilarRequest, service: SearchServiceDep, settings: SettingsDep) -> SearchResponse:
+    """The gallery items nearest to the mean code of several gallery items (those left out)."""
+    started = time.perf_counter()
+    within_max_k(body.k, settings)
+    snapshot = service.snapshot
+    return _refined_response(snapshot, refine(snapshot.gallery, body.k, query_ids=body.ids), started)

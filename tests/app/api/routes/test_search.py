@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from models.data.mnist import MnistSplit
 from tests.data.make_bad_inputs import CORPUS
 from tests.helpers import bomb_png, encode, paper_scan, png_of, search
 
@@ -148,3 +149,39 @@ def test_a_label_no_item_has_is_a_422_not_a_new_cache_entry(client: TestClient, 
         )
         assert response.status_code == 422 and "not a label of this gallery" in response.json()["message"]
     assert gallery.labels == list(range(10))
+
+
+def test_relevance_feedback_moves_the_query_towards_what_was_marked(
+    client: TestClient, full_mnist: dict[str, MnistSplit]
+) -> None:
+    before, after = [], []
+    for image, label in zip(full_mnist["test"].images[:20], full_mnist["test"].labels[:20], strict=True):
+        first = search(client, png_of(image), debug="true")
+        marks = {"relevant": [], "not_relevant": []}  # a person who knows the digit marks the top 10
+        for result in first["results"]:
+            marks["relevant" if result["label"] == label else "not_relevant"].append(result["id"])
+        refined = client.post("/api/v1/search/feedback", json={"code": first["query_code"], **marks, "k": 10})
+        assert refined.status_code == 200, refined.text
+        results = refined.json()["results"]
+        assert not {r["id"] for r in results} & set(marks["not_relevant"])  # refused items stay out
+        assert len(refined.json()["query_code"]) == len(first["query_code"])
+        before.append(np.mean([r["label"] == label for r in first["results"]]))
+        after.append(np.mean([r["label"] == label for r in results]))
+    assert np.mean(after) > np.mean(before)  # the marks help on average
+
+
+def test_feedback_and_similar_refuse_what_they_cannot_use(client: TestClient) -> None:
+    assert client.post("/api/v1/search/feedback", json={"relevant": [1]}).status_code == 422  # no query
+    wrong = client.post("/api/v1/search/feedback", json={"code": [0.0, 1.0]})
+    assert wrong.status_code == 422 and "values" in wrong.json()["message"]
+    assert client.post("/api/v1/search/feedback", json={"ids": [10**9]}).status_code == 404
+    assert client.post("/api/v1/search/similar", json={"ids": []}).status_code == 422
+
+
+def test_more_like_these_leaves_them_out(client: TestClient, full_mnist: dict[str, MnistSplit]) -> None:
+    labels = full_mnist["train"].labels[:600]
+    sevens = [int(i) for i in np.flatnonzero(labels == 7)[:3]]
+    body = client.post("/api/v1/search/similar", json={"ids": sevens, "k": 10}).json()
+    found = [r["id"] for r in body["results"]]
+    assert len(found) == 10 and not set(found) & set(sevens)
+    assert np.mean([r["label"] == 7 for r in body["results"]]) > 2 * np.mean(labels == 7)  # well above chance
