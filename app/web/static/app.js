@@ -6,6 +6,8 @@ const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 const $ = (id) => document.getElementById(id);
 let latentMap = null;
 let jobTimer = null;
+let lastCode = null;  // the query's code, from the last answer: refining starts from it
+const marks = new Map();  // gallery id -> "relevant" | "not-relevant"
 
 function showStatus(text, isError = false) {
   $("status").textContent = text;
@@ -82,8 +84,11 @@ async function search(blob, name) {
 }
 
 function renderResults(body) {
-  $("seen").src = `data:image/png;base64,${body.query_png}`;
-  $("reconstruction").src = `data:image/png;base64,${body.reconstruction_png}`;
+  if (body.query_png) $("seen").src = `data:image/png;base64,${body.query_png}`;
+  if (body.reconstruction_png) $("reconstruction").src = `data:image/png;base64,${body.reconstruction_png}`;
+  lastCode = body.query_code;
+  marks.clear();
+  $("refine").disabled = true;
   const list = $("results");
   list.replaceChildren();
   for (const result of body.results) {
@@ -96,10 +101,38 @@ function renderResults(body) {
       `#${result.rank} \u00b7 label `, el("strong", {}, String(result.label)), el("br"),
       `distance ${result.distance.toFixed(2)} \u00b7 score ${result.score.toFixed(2)}`,
     );
-    item.append(image, caption);
+    const mark = el("button", { type: "button", class: "secondary mark", "aria-label": `mark result ${result.rank}` }, "mark");
+    mark.addEventListener("click", () => cycleMark(result.id, item, mark));
+    item.append(image, caption, mark);
     list.append(item);
   }
   drawMap(body.query_code);
+}
+
+// ---- relevance feedback: unmarked -> relevant -> not relevant -> unmarked ----
+function cycleMark(id, item, button) {
+  const next = { undefined: "relevant", relevant: "not-relevant", "not-relevant": undefined }[marks.get(id)];
+  if (next) marks.set(id, next); else marks.delete(id);
+  item.classList.remove("relevant", "not-relevant");
+  if (next) item.classList.add(next);
+  button.textContent = next === "relevant" ? "relevant" : next === "not-relevant" ? "not relevant" : "mark";
+  $("refine").disabled = marks.size === 0 || !lastCode;
+}
+
+async function refine() {
+  const chosen = (kind) => [...marks].filter(([, mark]) => mark === kind).map(([id]) => id);
+  const k = Math.min(100, Math.max(1, parseInt($("k").value, 10) || 10));
+  const request = { code: lastCode, relevant: chosen("relevant"), not_relevant: chosen("not-relevant"), k };
+  showStatus("Refining...");
+  try {
+    const body = await call("/search/feedback", {
+      method: "POST", body: JSON.stringify(request), headers: { ...authHeaders(), "Content-Type": "application/json" },
+    });
+    renderResults(body);
+    showStatus(`${body.results.length} neighbours after your marks (model ${body.model.version})`);
+  } catch (error) {
+    showStatus(error.message, true);
+  }
 }
 
 // An element with attributes and children; strings become text nodes, never markup.
@@ -315,6 +348,7 @@ document.addEventListener("DOMContentLoaded", () => {
     search(file, file.name);
   });
   $("train-form").addEventListener("submit", startTraining);
+  $("refine").addEventListener("click", refine);
   loadActive();
   loadMap();
   loadModels();

@@ -98,3 +98,22 @@ def test_start_and_watch_a_tiny_training_job(browser_page) -> None:  # type: ign
     assert "P@10" in job.inner_text() and job.locator("progress").get_attribute("value") == "100"
     page.wait_for_selector("#models tbody tr:nth-child(2)")
     page.screenshot(path=str(SHOTS / "training.png"), full_page=True)
+
+
+def test_mark_results_and_refine(browser_page) -> None:  # type: ignore[no-untyped-def]
+    page = browser_page
+    page.fill("#k", "8")
+    page.click("#search-drawing")
+    playwright_expect(page.locator("#results li")).to_have_count(8)
+    playwright_expect(page.locator("#refine")).to_be_disabled()
+    first, second = page.locator("#results li").nth(0), page.locator("#results li").nth(1)
+    first.locator("button.mark").click()  # relevant
+    second.locator("button.mark").click()
+    second.locator("button.mark").click()  # not relevant
+    playwright_expect(first).to_have_class("relevant")
+    playwright_expect(second).to_have_class("not-relevant")
+    refused = second.locator("img").get_attribute("alt")
+    page.click("#refine")
+    playwright_expect(page.locator("#status")).to_contain_text("after your marks")
+    playwright_expect(page.locator("#results li")).to_have_count(8)
+    assert refused not in [image.get_attribute("alt") for image in page.locator("#results li img").all()]
