@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.client import DEFAULT_URL, ClientError, answers_json, format_answers, search_images
 from app.progress import TrainingBar
-from app.services.evaluation import evaluate_and_record, feedback_precision, format_table
+from app.services.evaluation import evaluate_and_record, feedback_precision, format_table, robustness_precision
 from app.services.observability import configure_logging
 from app.services.retention import collect
 from app.services.workspace import Workspace, embed_images
@@ -137,6 +137,8 @@ def command_index_build(args: argparse.Namespace, settings: Settings) -> int:
 def command_eval(args: argparse.Namespace, settings: Settings) -> int:
     workspace = _workspace(settings)
     version = _resolve_version(workspace, args.model)
+    if args.robustness:
+        return _eval_robustness(args, workspace, version)
     if args.feedback:
         model, _ = load_model(workspace.models_dir / version)
         train, test = workspace.split("train"), workspace.split("test")
@@ -155,6 +157,27 @@ def command_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
         print(format_table(rows))
+    return 0
+
+
+def _eval_robustness(args: argparse.Namespace, workspace: Workspace, version: str) -> int:
+    from app.bench.robustness import robustness_set
+
+    versions = [version, *(args.also or [])]
+    test = workspace.split("test")
+    samples = robustness_set(test.images, test.labels)
+    print(f"{len(samples)} uploads; models {versions}", file=sys.stderr)
+    loaded = [load_model(workspace.models_dir / v) for v in versions]
+    models = [(f"{record.variant} {record.version}", model) for model, record in loaded]
+    table = robustness_precision(workspace, models, [(s.source, s.label, s.data) for s in samples])
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    sources = list(next(iter(table.values())))
+    print("| method | " + " | ".join(f"P@10 {source}" for source in sources) + " |")
+    print("|---|" + "---:|" * len(sources))
+    for method, scores in table.items():
+        print(f"| {method} | " + " | ".join(f"{scores[source]:.4f}" for source in sources) + " |")
     return 0
 
 
@@ -316,6 +339,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--feedback", action="store_true", help="P@10 after one and two rounds of simulated relevance feedback."
     )
+    evaluate.add_argument(
+        "--robustness", action="store_true", help="P@10 per source of user-like uploads (app/bench/robustness.py)."
+    )
+    evaluate.add_argument("--also", action="append", metavar="VERSION", help="--robustness: more models beside it.")
     evaluate.set_defaults(handler=command_eval)
 
     models = commands.add_parser("models", help="Inspect and activate models.").add_subparsers(

@@ -19,9 +19,11 @@ import torch
 
 from app.services.feedback import rocchio
 from app.services.workspace import Workspace, embed_images
-from index.evaluation import evaluate_codes, full_ranking_map
+from index.evaluation import evaluate_codes, exact_neighbours, full_ranking_map
 from models.base import Autoencoder
 from models.checkpoints import load_model, update_metrics
+from models.data.preprocessing import decode_image, to_grayscale, to_mnist
+from models.errors import AeseekError
 from models.pca import PCA
 
 
@@ -180,3 +182,32 @@ def feedback_precision(
             codes[row] = rocchio(codes[row], gallery_codes[kept], gallery_codes[thrown])
             refused[row].update(thrown.tolist())
     return precisions
+
+
+def robustness_precision(
+    workspace: Workspace, models: list[tuple[str, Autoencoder]], uploads: list[tuple[str, int, bytes]], k: int = 10
+) -> dict[str, dict[str, float]]:
+    """P@k per source of labelled uploads (source, label, bytes) against the training gallery, for each
+    model and for raw pixels, with the service's own decoding and preprocessing."""
+    train = workspace.split("train")
+    queries: list[np.ndarray | None] = []
+    labels, sources = [], []
+    for source, label, data in uploads:
+        try:
+            queries.append(to_mnist(to_grayscale(decode_image(data))))
+        except AeseekError:
+            queries.append(None)  # refused by the service (say, no ink): counts as a miss
+        labels.append(label)
+        sources.append(source)
+    usable = [i for i, query in enumerate(queries) if query is not None]
+    stacked = np.stack([query for query in queries if query is not None])
+    label_array, source_array = np.array(labels), np.array(sources)
+    pixels = train.images.reshape(len(train), -1).astype(np.float32) / 255.0
+    candidates = [(name, embed_images(model, train.images), embed_images(model, stacked)) for name, model in models]
+    candidates.append(("raw pixels", pixels, stacked.reshape(len(stacked), -1).astype(np.float32) / 255.0))
+    table: dict[str, dict[str, float]] = {}
+    for name, gallery, codes in candidates:
+        hits = np.zeros(len(queries))
+        hits[usable] = (train.labels[exact_neighbours(gallery, codes, k)] == label_array[usable, None]).mean(axis=1)
+        table[name] = {source: float(hits[source_array == source].mean()) for source in dict.fromkeys(sources)}
+    return table
