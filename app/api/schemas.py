@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -195,7 +195,7 @@ class ModelList(BaseModel):
 class FeedbackRequest(BaseModel):
     """A query (a code from an earlier answer, or gallery ids) and the results a person marked."""
 
-    code: list[float] | None = Field(
+    code: list[Annotated[float, Field(ge=-1e9, le=1e9)]] | None = Field(
         None, max_length=4096, description="The query's code: `query_code` of a search with debug=true, or of "
         "an earlier feedback answer (rounds chain)."
     )  # fmt: skip
