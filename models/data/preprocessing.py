@@ -40,6 +40,9 @@ CENTRE = (14.0, 14.0)
 # (JPEG draft mode) or right after (Image.reduce, box averages): the digit ends up 20 px tall, and
 # a 12 MP photo then costs about what a phone crop does.
 WORKING_SIDE = 512
+FLAT_FIELD_MIN_SIDE = 64
+FLAT_FIELD_CELLS = 12
+FLAT_FIELD_UNEVEN = 12.0
 REDUCIBLE_MODES = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "I", "F"})
 
 
@@ -175,6 +178,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     values = gray.astype(np.float32)
     if _median(_border(values)) > 127.5:
         values = 255.0 - values  # dark ink on light paper -> MNIST's light ink on black
+    values = _flatten_background(values)
     values = np.maximum(values - _median(_border(values)), 0.0)
     peak = float(values.max())
     if peak < MIN_CONTRAST:
@@ -186,6 +190,31 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     crop = values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     crop = _fit_box(crop)
     return _paste_centred(crop)
+
+
+def _flatten_background(values: np.ndarray) -> np.ndarray:
+    """Subtract the paper's own brightness where it varies (a photo's uneven light).
+
+    Only for uploads larger than FLAT_FIELD_MIN_SIDE whose four edges differ by FLAT_FIELD_UNEVEN
+    or more (evenly lit paper is left exactly as it was). The paper level is estimated on a
+    coarse grid of FLAT_FIELD_CELLS cells on the longer side, as the lowest cell within each 3x3
+    neighbourhood (strokes are thinner than two cells, so some paper is always near), then
+    smoothed back up to full size."""
+    height, width = values.shape
+    if max(height, width) < FLAT_FIELD_MIN_SIDE:
+        return values
+    sides = [_median(side) for side in (values[0, :], values[-1, :], values[:, 0], values[:, -1])]
+    if max(sides) - min(sides) < FLAT_FIELD_UNEVEN:
+        return values  # evenly lit paper (a scan, a screenshot): nothing to correct
+    scale = FLAT_FIELD_CELLS / max(height, width)
+    cells = Image.fromarray(values, mode="F").resize(
+        (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX
+    )
+    grid = np.pad(np.asarray(cells, dtype=np.float32), 1, mode="edge")
+    rows, cols = grid.shape[0] - 2, grid.shape[1] - 2
+    lowest = np.min([grid[r : r + rows, c : c + cols] for r in range(3) for c in range(3)], axis=0)
+    background = Image.fromarray(lowest, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    return np.maximum(values - np.asarray(background, dtype=np.float32), 0.0)
 
 
 def _fit_box(crop: np.ndarray) -> np.ndarray:

@@ -157,3 +157,12 @@ def test_a_large_png_is_reduced_right_after_decoding(digit: np.ndarray) -> None:
     rgba = Image.new("RGBA", (2048, 2048), (0, 0, 0, 0))
     rgba.paste(Image.fromarray(digit).resize((1024, 1024)).convert("RGBA"), (512, 512))
     assert max(load_pixels(open_image(encode(rgba))).size) == 512
+
+
+def test_uneven_light_on_a_photo_of_paper_is_flattened(digit: np.ndarray) -> None:
+    page = np.asarray(paper_scan(digit, size=200), dtype=np.float32)  # dark ink on white paper
+    light = np.linspace(0.0, 90.0, page.shape[1], dtype=np.float32)[None, :]  # one side in shadow
+    photo = Image.fromarray(np.clip(page * 0.75 + 50 - light, 0, 255).astype(np.uint8))
+    assert correlation(preprocess(encode(photo)), digit) > 0.8
+    even = Image.fromarray(np.clip(page * 0.75 + 50, 0, 255).astype(np.uint8))
+    assert correlation(preprocess(encode(even)), digit) > 0.8  # and evenly lit paper is still read well
