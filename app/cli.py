@@ -151,7 +151,11 @@ def command_eval(args: argparse.Namespace, settings: Settings) -> int:
               + ", ".join(f"round {n}: {p:.4f}" for n, p in enumerate(precisions)))  # fmt: skip
         return 0
     rows = evaluate_and_record(
-        workspace, version, not args.no_baselines, on_stage=lambda stage: print(stage, file=sys.stderr)
+        workspace,
+        version,
+        not args.no_baselines,
+        on_stage=lambda stage: print(stage, file=sys.stderr),
+        rerank=args.rerank,
     )
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
@@ -338,6 +342,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
     evaluate.add_argument(
         "--feedback", action="store_true", help="P@10 after one and two rounds of simulated relevance feedback."
+    )
+    evaluate.add_argument(
+        "--rerank", action="store_true", help="Also the same codes re-ranked (database augmentation, query expansion)."
     )
     evaluate.add_argument(
         "--robustness", action="store_true", help="P@10 per source of user-like uploads (app/bench/robustness.py)."

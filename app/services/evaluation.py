@@ -20,6 +20,7 @@ import torch
 from app.services.feedback import rocchio
 from app.services.workspace import Workspace, embed_images
 from index.evaluation import evaluate_codes, exact_neighbours, full_ranking_map
+from index.rerank import augment_database, expand_queries
 from models.base import Autoencoder
 from models.checkpoints import load_model, update_metrics
 from models.data.preprocessing import decode_image, to_grayscale, to_mnist
@@ -62,6 +63,7 @@ def evaluate_model(
     name: str,
     baselines: bool = True,
     on_stage: Callable[[str], None] | None = None,
+    rerank: bool = False,
 ) -> list[EvalRow]:
     """Rows for the model and, with `baselines`, raw pixels and PCA at the same dimension."""
     train, test = workspace.split("train"), workspace.split("test")
@@ -84,6 +86,19 @@ def evaluate_model(
             seconds=time.perf_counter() - started,
         )
     )
+    if rerank:  # the same codes, re-ranked without labels (index/rerank.py)
+        note(f"{name}: database-side augmentation and query expansion")
+        started = time.perf_counter()
+        augmented = augment_database(gallery_codes)
+        expanded = expand_queries(query_codes, augmented)
+        scores = evaluate_codes(augmented, train.labels, expanded, test.labels)
+        full = full_ranking_map(augmented, train.labels, expanded, test.labels)
+        rows.append(
+            EvalRow(
+                f"{name} + re-ranking", gallery_codes.shape[1], **scores.as_dict(), map_full=full,
+                reconstruction_mse=mse, seconds=time.perf_counter() - started,
+            )
+        )  # fmt: skip
     if not baselines:
         return rows
 
@@ -137,11 +152,15 @@ def format_table(rows: list[EvalRow]) -> str:
 
 
 def evaluate_and_record(
-    workspace: Workspace, version: str, baselines: bool = False, on_stage: Callable[[str], None] | None = None
+    workspace: Workspace,
+    version: str,
+    baselines: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+    rerank: bool = False,
 ) -> list[EvalRow]:
     """Evaluate a saved model (and its variant's own extras) and merge the results into model.json."""
     model, record = load_model(workspace.models_dir / version)
-    rows = evaluate_model(workspace, model, f"{record.variant} {version}", baselines, on_stage)
+    rows = evaluate_model(workspace, model, f"{record.variant} {version}", baselines, on_stage, rerank)
     train, test = workspace.split("train"), workspace.split("test")
     extras = model.extra_metrics(
         (torch.from_numpy(train.images), torch.from_numpy(train.labels)),
