@@ -78,7 +78,8 @@ def index_and_activate(
     with tqdm(total=len(images), unit="img", desc=f"indexing {gallery} with {version}") as bar:
         directory = workspace.build_gallery(version, gallery, on_batch=bar.update, spec=spec)  # type: ignore[arg-type]
     if activate:
-        workspace.activate(version, directory)
+        with workspace.write_lock():  # serving processes change active.json under the same lock
+            workspace.activate(version, directory)
     return directory
 
 
@@ -248,7 +249,7 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
         # snapshot) from the environment, follows the others' changes through active.json, and
         # one of them runs the training worker (app/services/jobs/manager.py).
         os.environ["AESEEK_DATA_DIR"] = str(settings.data_dir)
-        uvicorn.run("app.main:create_app", factory=True, workers=args.workers, **options)
+        uvicorn.run("app.main:create_worker_app", factory=True, workers=args.workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)
     return 0

@@ -22,7 +22,7 @@ from app.api.routes.web import mount_static
 from app.api.security import refuse_weak_keys
 from app.services.idempotency import IdempotencyStore
 from app.services.jobs.manager import JobManager
-from app.services.observability import Metrics
+from app.services.observability import Metrics, configure_logging
 from app.services.retention import collect
 from app.services.runtime import Runtime, configure_threads
 from app.settings import Settings, get_settings
@@ -42,10 +42,13 @@ logger = logging.getLogger("aeseek")
 async def _supervise(runtime: Runtime, jobs: JobManager | None) -> None:
     while True:
         await asyncio.sleep(SUPERVISE_INTERVAL_S)
-        if jobs is not None:
-            jobs.supervise()
-        # Another serving worker, or the CLI, may have activated a model or changed the gallery.
-        await asyncio.to_thread(runtime.follow_active)
+        try:
+            if jobs is not None:
+                jobs.supervise()
+            # Another serving worker, or the CLI, may have activated a model or changed the gallery.
+            await asyncio.to_thread(runtime.follow_active)
+        except Exception:  # this loop must outlive any one failure, or the process stops following
+            logger.exception("supervising the training worker or following active.json failed")
 
 
 @asynccontextmanager
@@ -127,3 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_docs_assets(app)
     install_openapi(app, settings)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one `aeseek serve --workers N` process: settings from the environment, logging set up
+    as `aeseek serve` sets it (a worker process starts fresh, without the CLI's configuration)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format == "json")
+    return create_app(settings)

@@ -115,6 +115,13 @@ class FaissIndex:
         self.spec = spec
         self.kind: str = spec.kind
         self._apply_search_knobs()
+        if spec.kind in ("IVF", "IVFPQ"):
+            # Finding a vector by id needs a direct map. A hash table, set once here, allows adds and
+            # removes on copies later (an array map refuses both) and is never built lazily by
+            # concurrent readers.
+            ivf = faiss.extract_index_ivf(index)
+            if ivf.direct_map.type != faiss.DirectMap.Hashtable:
+                ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
 
     @classmethod
     def build(cls, spec: IndexSpec, vectors: np.ndarray, ids: np.ndarray, seed: int = 0) -> FaissIndex:
@@ -178,19 +185,10 @@ class FaissIndex:
         return distances, ids
 
     def vector(self, item_id: int) -> np.ndarray:
-        self._direct_map()
         return np.asarray(self._index.reconstruct(int(item_id)), dtype=np.float32)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        self._direct_map()
         return np.asarray(self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64)), dtype=np.float32)
-
-    def _direct_map(self) -> None:
-        # IVF indexes find a vector by id only through a direct map, built on first use.
-        if self.spec.kind in ("IVF", "IVFPQ"):
-            ivf = faiss.extract_index_ivf(self._index)
-            if ivf.direct_map.type == faiss.DirectMap.NoMap:
-                ivf.make_direct_map()
 
     def save(self, path: Path) -> None:
         atomic_write_with(path, lambda temp: faiss.write_index(self._index, str(temp)))

@@ -189,8 +189,9 @@ class Idempotency:
     The first request runs to its end even when the client stops waiting (a timeout, a dropped
     connection): it is a task of its own, shielded from the request's cancellation, that stores
     its answer when done. A retry with the key gets that answer (with `Idempotency-Replayed:
-    true`), or 409 while the first still runs; server errors (5xx) are not stored, so a retry
-    after one does the work again.
+    true`), or 409 while the first still runs. Only successes are stored: after a refusal or an
+    error (4xx, 5xx) nothing was done, and a retry runs again (an anonymous client cannot fill the
+    disk with stored 401s, nor a full queue's 429 stick to a key).
     """
 
     def __init__(self, app: ASGIApp, store: IdempotencyStore, paths: re.Pattern[str]) -> None:
@@ -259,10 +260,10 @@ class Idempotency:
             self.store.release(caller, key)
             raise
         response = StoredResponse(status, headers, b"".join(chunks).decode("latin-1"))
-        if status >= 500:
-            self.store.release(caller, key)
-        else:
+        if 200 <= status < 300:
             self.store.complete(caller, key, request, response)
+        else:  # nothing was done (a refusal, a conflict, a full queue) or it failed: a retry runs again
+            self.store.release(caller, key)
         return response
 
 

@@ -4,11 +4,13 @@ A record per (caller, key) lives in <data>/idempotency/ as one JSON file, writte
 while the first request runs it is `running` (a second one with the key gets 409 and retries),
 then it holds the status, headers and body that were answered. A request that reuses a key
 for a different method, path or body is refused: that is a client bug, not a retry. Records
-expire after a day; a `running` record left by a killed process is cleared at start.
+expire after a day; a `running` mark left by a killed process (no one holds its lock) is
+cleared at start.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -56,6 +58,7 @@ class IdempotencyStore:
     def __init__(self, directory: Path, ttl_s: float = TTL_S) -> None:
         self.directory = directory
         self.ttl_s = ttl_s
+        self._held: dict[Path, int] = {}  # running marks this process holds the lock of
         directory.mkdir(parents=True, exist_ok=True)
 
     def _paths(self, caller: str, key: str) -> tuple[Path, Path]:
@@ -76,20 +79,27 @@ class IdempotencyStore:
             descriptor = os.open(running_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             raise ConflictError("a request with this Idempotency-Key is still running; retry shortly") from None
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(str(os.getpid()))  # whose run it is: a mark of a dead process can be cleared
+        # The run holds a lock on its mark until it ends: the lock dies with the process, so a mark
+        # nobody holds was left by a crash (PIDs are no proof: in a container every restart is PID 1).
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        self._held[running_path] = descriptor
         return None
 
     def complete(self, caller: str, key: str, request: str, response: StoredResponse) -> None:
         """Store the answer of a finished request; later requests with the key get it."""
         record_path, running_path = self._paths(caller, key)
         atomic_write_json(record_path, {"request": request, "created": time.time(), **asdict(response)})
-        running_path.unlink(missing_ok=True)
+        self._drop(running_path)
 
     def release(self, caller: str, key: str) -> None:
         """Forget a request that failed on the server's side: a retry with the key does the work again."""
-        running_path = self._paths(caller, key)[1]
+        self._drop(self._paths(caller, key)[1])
+
+    def _drop(self, running_path: Path) -> None:
         running_path.unlink(missing_ok=True)
+        descriptor = self._held.pop(running_path, None)
+        if descriptor is not None:
+            os.close(descriptor)  # releases the lock
 
     def _read(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -109,16 +119,22 @@ class IdempotencyStore:
                 removed += 1
         if running_too:
             for path in self.directory.glob("*.running"):
-                if not _process_alive(path):
+                if path not in self._held and not _held_by_anyone(path):
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
 
 
-def _process_alive(mark: Path) -> bool:
-    """Whether the process that wrote a `running` mark still runs (another serving worker may)."""
+def _held_by_anyone(mark: Path) -> bool:
+    """Whether a running request (in any process) holds the lock of a `running` mark."""
     try:
-        os.kill(int(mark.read_text()), 0)
-    except (ValueError, OSError):
-        return False  # unreadable, or no such process
-    return True
+        descriptor = os.open(mark, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False

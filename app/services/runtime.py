@@ -8,6 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -68,6 +69,10 @@ class Runtime:
         self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
         self._waiting_decodes = 0
         self._waiting_lock = threading.Lock()
+        # Query decodes too large for the event loop (see _decode_in_pool); batches and pictures,
+        # which run in the framework's thread pool, take `admitted("decode")` slots instead.
+        self._decode_pool = ThreadPoolExecutor(settings.max_concurrent_decodes, thread_name_prefix="aeseek-decode")
+        self._pool_pending = 0
 
     @contextmanager
     def admitted(self, kind: Literal["search", "decode"]) -> Iterator[None]:
@@ -121,10 +126,11 @@ class Runtime:
             )
 
     def stop_batching(self) -> None:
-        """Stop the micro-batcher after the queries it holds."""
+        """Stop the micro-batcher after the queries it holds, and the decode threads."""
         if self.batcher is not None:
             self.batcher.close()
             self.batcher = None
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
 
     async def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
         """Search with an upload: decode and preprocess it, then encode and search, timing each stage.
@@ -145,7 +151,7 @@ class Runtime:
         if image.width * image.height <= INLINE_DECODE_PIXELS:
             prepared = service.prepare_opened(image, started)
         else:
-            prepared = await asyncio.to_thread(self._prepare_in_slot, service, image, started)
+            prepared = await self._decode_in_pool(service, image, started)
         if self.batcher is None or label is not None:
             [outcome] = await asyncio.to_thread(service.search_images, [prepared.query], k, label)
             return outcome.after(prepared.timings_ms)
@@ -155,9 +161,20 @@ class Runtime:
         waited = (time.perf_counter() - submitted) * 1000.0 - computed
         return outcome.after(prepared.timings_ms, queue=max(waited, 0.0))
 
-    def _prepare_in_slot(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
-        with self.admitted("decode"):
-            return service.prepare_opened(image, started)
+    async def _decode_in_pool(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
+        # A pool of AESEEK_MAX_CONCURRENT_DECODES threads; what waits for it is counted here, on the
+        # event loop, so the queue is bounded exactly (asyncio's shared executor queues without a bound).
+        limit = self.settings.max_concurrent_decodes + self.settings.max_waiting_decodes
+        if self._pool_pending >= limit:
+            raise OverloadedError(
+                "the server is at its limit of waiting decodes (AESEEK_MAX_WAITING_DECODES); retry shortly"
+            )
+        self._pool_pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._decode_pool, service.prepare_opened, image, started)
+        finally:
+            self._pool_pending -= 1
 
     def decode_upload(self, data: bytes) -> Image.Image:
         """Decode an upload within the limits, holding a decode slot (pictures of a model)."""
@@ -185,7 +202,8 @@ class Runtime:
         the CLI): load what active.json now names and swap it in. True when something changed."""
         if self.workspace.pointer_state() == self._seen_pointer:
             return False  # the usual case, one small file read
-        with self._activation:
+        # Under the write lock: the writer cannot remove the gallery this process is about to load.
+        with self._activation, self.workspace.write_lock():
             return self._catch_up()
 
     def _catch_up(self) -> bool:
@@ -198,6 +216,9 @@ class Runtime:
         except AeseekError as error:
             logger.warning("active.json changed but does not load (%s): serving what was loaded", error)
             self._seen_pointer = state
+            return False
+        except Exception:  # a file removed under us, say: keep serving, try again on the next change check
+            logger.exception("following active.json failed; serving what was loaded")
             return False
         self._remember(record.version, model, record)
         snapshot = Snapshot.of(model, record, gallery)
@@ -235,12 +256,14 @@ class Runtime:
         self, uploads: list[bytes], labels: list[int], metadata: list[dict[str, Any] | None]
     ) -> list[GalleryItem]:
         """Preprocess and encode uploads, add them to the active gallery, save it, swap it in."""
+        with self.admitted("decode"):  # decoded first, so a long activation elsewhere holds no decode slot
+            service = self.require_search()
+            queries = np.stack([service.prepare_upload(data).query for data in uploads])  # a bad file: nothing added
         # One change at a time, never during an activation, in this process and in any other.
-        with self.admitted("decode"), self._activation, self.workspace.write_lock():
+        with self._activation, self.workspace.write_lock():
             self._catch_up()
             service = self.require_search()
             snapshot = service.snapshot
-            queries = np.stack([service.prepare_upload(data).query for data in uploads])  # a bad file: nothing added
             codes = snapshot.embed(torch.from_numpy(queries)).numpy()
             gallery = snapshot.gallery.with_added(codes, labels, queries, metadata)
             self.ensure_room(size_of(self._gallery_dir) if self._gallery_dir else 0)  # a whole new copy is written

@@ -130,7 +130,9 @@ def load_pixels(image: Image.Image) -> Image.Image:
         raise CorruptImageError(f"the image data is truncated or corrupt ({error})") from None
     factor = max(image.size) // WORKING_SIDE
     if factor >= 2:
-        if image.mode not in REDUCIBLE_MODES:
+        if image.mode.startswith("I;16"):
+            image = image.convert("I")  # 32-bit integers keep the 16-bit range (RGB would clip it to 255)
+        elif image.mode not in REDUCIBLE_MODES:
             image = image.convert("RGBA" if image.has_transparency_data else "RGB")
         image = image.reduce(factor)
     return image

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.backend import IndexSpec
 from index.gallery import Gallery, GalleryError, GalleryItem, ModelMismatchError, similarity
 
 
@@ -115,3 +116,16 @@ def make_exact(codes: np.ndarray, items: list[GalleryItem]) -> Gallery:
     return Gallery.build(
         codes, items, np.zeros((len(items), 28, 28), np.uint8), model_version="v", model_variant="conv", gallery="train"
     )
+
+
+@pytest.mark.parametrize("kind", ["IVF", "IVFPQ"])
+def test_an_ivf_gallery_can_change_after_its_vectors_were_read(kind: str) -> None:
+    rng = np.random.default_rng(2)
+    codes = rng.normal(size=(3000, 8)).astype(np.float32)
+    items = [GalleryItem(i, "train", i, int(i % 10)) for i in range(3000)]
+    images = np.zeros((3000, 28, 28), dtype=np.uint8)
+    spec = IndexSpec(kind=kind, nlist=16, nprobe=4, pq_bytes=4)  # type: ignore[arg-type]
+    gallery = Gallery.build(codes, items, images, model_version="v", model_variant="conv", gallery="train", spec=spec)
+    assert gallery.code(5) is not None  # a read by id (feedback, the latent map, filtered search)
+    grown = gallery.with_added(codes[:2], [1, 2], images[:2], [None, None])  # failed with an array direct map
+    assert len(grown.without(7)) == 3001 and grown.code(3000) is not None

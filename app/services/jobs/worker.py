@@ -8,6 +8,7 @@ second, evaluates the finished model, and stops a job when its cancel flag appea
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -80,6 +81,14 @@ def public_error(error: Exception, data_dir: Path) -> str:
     return f"{type(error).__name__}: {ABSOLUTE_PATH.sub(hide, str(error))}"
 
 
+_PARENT = os.getppid()
+
+
+def orphaned() -> bool:
+    """Whether the serving process that started this worker is gone (its parent changed)."""
+    return os.getppid() != _PARENT
+
+
 def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobRecord:
     """Run one claimed job to its end state."""
     flag = store.cancel_flag(record.id)
@@ -94,15 +103,20 @@ def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobReco
     reporter = ProgressReporter(store, record)
     try:
         config = config_from_dict(record.config)
-        model = workspace.train(config, on_progress=reporter, run_name=f"job-{record.id}", should_stop=flag.exists)
+        model = workspace.train(
+            config, on_progress=reporter, run_name=f"job-{record.id}", should_stop=lambda: flag.exists() or orphaned()
+        )
         reporter.phase("evaluating")
         rows = evaluate_and_record(workspace, model.version)
         record.metrics = {**rows[0].as_dict(), "history": model.history}
         record.model_version = model.version
         record.state = "succeeded"
     except TrainingStopped:
-        record.state = "cancelled"
-        flag.unlink(missing_ok=True)
+        if orphaned():  # the serving process is gone: another one runs the trainer; resumable
+            record.state, record.error = "interrupted", "the serving process stopped while this job ran; resume it"
+        else:
+            record.state = "cancelled"
+            flag.unlink(missing_ok=True)
     except Exception as error:  # a failed job must not take the worker down
         logger.exception("job %s failed", record.id)  # the whole story, for operators
         record.state, record.error = "failed", public_error(error, workspace.root)
@@ -118,7 +132,12 @@ def run_worker(data_dir: str, mnist_source: Source, threads: int, poll_s: float 
     workspace = Workspace(Path(data_dir), mnist_source)
     store = JobStore(Path(data_dir) / "jobs")
     logger.info("training worker ready (%d threads)", threads)
+    global _PARENT
+    _PARENT = os.getppid()
     while True:
+        if orphaned():  # the serving process that ran us is gone; another one takes over
+            logger.warning("the serving process that started this worker is gone: stopping")
+            return
         record = store.next_queued()
         if record is None:
             time.sleep(poll_s)

@@ -1,6 +1,7 @@
 """The idempotency store: one run per (caller, key), stored answers, expiry, marks left by a crash."""
 
-import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,19 @@ def test_a_key_runs_once_then_answers_what_it_answered(tmp_path: Path) -> None:
         store.claim("alice", "k1", "request-b")
 
 
-def test_server_errors_are_forgotten_and_crash_marks_cleared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_errors_are_forgotten_and_crash_marks_cleared(tmp_path: Path) -> None:
     store = IdempotencyStore(tmp_path)
     store.claim("alice", "k", "r")
     store.release("alice", "k")  # the run failed on the server's side: a retry runs again
     assert store.claim("alice", "k", "r") is None
     assert IdempotencyStore(tmp_path).prune(running_too=True) == 0  # this process runs it: kept
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "getpid", lambda: 2**31 - 1)  # a pid no process has
-        store.claim("bob", "k", "r")
-    assert IdempotencyStore(tmp_path).prune(running_too=True) == 1  # what a restart does with a dead run's mark
+    # A process that claims a key and dies (SIGKILL, OOM) leaves its mark, but not its lock.
+    crash = "from pathlib import Path; import os, sys; from app.services.idempotency import IdempotencyStore; "
+    crash += "IdempotencyStore(Path(sys.argv[1])).claim('bob', 'k', 'r'); os._exit(1)"
+    subprocess.run([sys.executable, "-c", crash, str(tmp_path)], check=False)
+    with pytest.raises(ConflictError):
+        store.claim("bob", "k", "r")  # until a start clears it
+    assert IdempotencyStore(tmp_path).prune(running_too=True) == 1
     assert store.claim("bob", "k", "r") is None
 
 

@@ -76,8 +76,17 @@ def test_work_over_the_concurrency_limits_is_refused_at_once(trained_dir: Path, 
     with runtime.admitted("search"), pytest.raises(OverloadedError, match="AESEEK_MAX_CONCURRENT_SEARCHES"):
         asyncio.run(runtime.search_upload(query, 3))
     large = encode(Image.fromarray(train_images[0]).resize((400, 400)))  # decoded in a worker thread
-    with runtime.admitted("decode"), pytest.raises(OverloadedError, match="AESEEK_MAX_WAITING_DECODES"):
-        asyncio.run(runtime.search_upload(large, 3))
+
+    decoding = started(trained_dir, batching=False, max_concurrent_decodes=1, max_waiting_decodes=0)
+
+    async def two_at_once() -> list:
+        return await asyncio.gather(*(decoding.search_upload(large, 3) for _ in range(2)), return_exceptions=True)
+
+    first, second = asyncio.run(two_at_once())  # one decode may run, none may wait
+    assert len(first.neighbours) == 3
+    assert isinstance(second, OverloadedError) and "AESEEK_MAX_WAITING_DECODES" in str(second)
+    with decoding.admitted("decode"), pytest.raises(OverloadedError, match="AESEEK_MAX_WAITING_DECODES"):
+        decoding.decode_upload(large)  # the pictures' and batches' path: its slot is taken
     # Slots come back: the same searches succeed once nothing else holds them.
     assert len(asyncio.run(runtime.search_upload(large, 3)).neighbours) == 3
     assert asyncio.run(runtime.search_upload(query, 3)).neighbours[0].item.id == 0

@@ -166,3 +166,10 @@ def test_uneven_light_on_a_photo_of_paper_is_flattened(digit: np.ndarray) -> Non
     assert correlation(preprocess(encode(photo)), digit) > 0.8
     even = Image.fromarray(np.clip(page * 0.75 + 50, 0, 255).astype(np.uint8))
     assert correlation(preprocess(encode(even)), digit) > 0.8  # and evenly lit paper is still read well
+
+
+def test_a_large_sixteen_bit_image_keeps_its_range_when_reduced(digit: np.ndarray) -> None:
+    page = np.asarray(paper_scan(digit, size=600), dtype=np.float32)  # 1200 x 900: reduced on load
+    sixteen = Image.fromarray((page * 257).astype(np.uint16))
+    assert sixteen.mode == "I;16"
+    assert correlation(preprocess(encode(sixteen)), digit) > 0.8  # was 'no ink': RGB clipped it to white
