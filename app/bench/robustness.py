@@ -111,12 +111,13 @@ def _fonts() -> list[Path]:
 
 
 def typed(count: int, rng: np.random.Generator) -> list[Sample]:
-    """Digits typed in the fonts Debian ships; empty where no TrueType font is installed."""
-    fonts = _fonts()
+    """Digits typed in the fonts Debian ships (Pillow's own scalable font where none is installed)."""
+    fonts: list[ImageFont.FreeTypeFont | ImageFont.ImageFont] = [
+        ImageFont.truetype(str(path), 200) for path in _fonts()
+    ] or [ImageFont.load_default(size=200)]
     samples = []
-    for index in range(count if fonts else 0):
-        label, font_path = index % 10, fonts[(index // 10) % len(fonts)]
-        font = ImageFont.truetype(str(font_path), 200)
+    for index in range(count):
+        label, font = index % 10, fonts[(index // 10) % len(fonts)]
         glyph = Image.new("L", (260, 260), 0)
         ImageDraw.Draw(glyph).text((130, 130), str(label), fill=255, font=font, anchor="mm")
         glyph = glyph.rotate(float(rng.uniform(-6, 6)), resample=Image.Resampling.BILINEAR)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.bench import robustness
 from app.bench.robustness import SOURCES, robustness_set
 from app.cli import main
 from models.data.mnist import MnistSplit
@@ -38,3 +39,10 @@ def test_eval_robustness_reports_each_source_for_the_model_and_raw_pixels(
         assert set(scores) == set(SOURCES)
     # Drawn digits are clean strokes: even raw pixels on 600 gallery images find them well above chance.
     assert table["raw pixels"]["drawn"] > 2 * chance_precision(full_mnist) and np.isfinite(list(scores.values())).all()
+
+
+def test_typed_digits_need_no_installed_font(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(robustness, "FONT_DIRS", (tmp_path / "no-fonts",))
+    samples = robustness.typed(10, np.random.default_rng(0))
+    assert [sample.label for sample in samples] == list(range(10))
+    assert all(to_mnist(to_grayscale(decode_image(sample.data))).max() > 0 for sample in samples)
