@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     index_hnsw_m: int = Field(32, ge=2, description="HNSW: links per node.")
     index_ef_search: int = Field(64, ge=1, description="HNSW: candidates kept per query.")
     index_pq_bytes: int = Field(8, ge=1, description="IVFPQ: bytes per compressed vector (divides the code size).")
+    rerank_neighbours: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Label-free re-ranking: gallery codes augmented with their nearest neighbours when a gallery "
+        "is built, each query expanded with its nearest ones before its search; 0 is off, 10 measured best "
+        "(aeseek eval --rerank). Items added later keep their own codes until the next build.",
+    )
     torch_threads: int = Field(1, ge=1, description="Torch intra-op threads for query encoding.")
     faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (1 was fastest on 2 cores).")
     jobs_enabled: bool = Field(True, description="Run a training worker process beside the API.")
@@ -89,6 +97,7 @@ def index_spec(settings: Settings) -> IndexSpec:
         hnsw_m=settings.index_hnsw_m,
         ef_search=settings.index_ef_search,
         pq_bytes=settings.index_pq_bytes,
+        rerank_neighbours=settings.rerank_neighbours,
     )
 
 

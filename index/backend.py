@@ -91,6 +91,9 @@ class IndexSpec:
     ef_construction: int = 80
     ef_search: int = 64
     pq_bytes: int = 8
+    # Label-free re-ranking (index/rerank.py): 0 is off; else the neighbours of database-side
+    # augmentation at build time and of query expansion at search time.
+    rerank_neighbours: int = 0
 
     def factory(self, count: int) -> str:
         """The faiss.index_factory string for `count` vectors (nlist capped to what k-means can fit)."""

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from index.backend import FaissIndex, IndexSpec, VectorIndex, open_backend
+from index.rerank import augment_database, expand_with_index
 from models.errors import AeseekError, ErrorCode, InvalidRequestError
 from models.pca import PCA
 from models.storage import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
@@ -111,6 +112,8 @@ class Gallery:
         if not (len(codes) == len(items) == len(images)):
             raise ValueError(f"{len(codes)} codes, {len(items)} items and {len(images)} images must match")
         spec = spec or IndexSpec()
+        if spec.rerank_neighbours:  # the index holds augmented codes (index/rerank.py)
+            codes = augment_database(codes, spec.rerank_neighbours)
         index = FaissIndex.build(spec, codes, np.array([item.id for item in items], dtype=np.int64))
         manifest = Manifest(
             format_version=FORMAT_VERSION,
@@ -198,6 +201,9 @@ class Gallery:
     def search(self, queries: np.ndarray, k: int, label: int | None = None) -> list[list[Neighbour]]:
         """The k nearest items of each query code (Q, dim), nearest first; only `label` when given."""
         allowed = None if label is None else self.ids_with_label(label)
+        rerank = int(self.manifest.index_params.get("rerank_neighbours", 0))
+        if rerank:  # query expansion against the augmented codes, then the search itself
+            queries = expand_with_index(queries, self.index, rerank)
         distances, ids = self.index.search(queries, min(k, len(self)), allowed)
         if allowed is not None and self.index.kind != "Flat":
             distances, ids = self._complete_filtered(queries, k, allowed, distances, ids)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from index.backend import VectorIndex
+
 
 def _weights(count: int) -> np.ndarray:
     return np.arange(count, 0, -1, dtype=np.float32) / count  # (count,) 1, (count-1)/count, ...
@@ -37,3 +39,16 @@ def expand_queries(queries: np.ndarray, augmented: np.ndarray, neighbours: int =
     index.add(np.ascontiguousarray(augmented, dtype=np.float32))
     means = _neighbour_means(index, augmented, queries, neighbours)
     return ((np.asarray(queries, dtype=np.float32) + means) / 2.0).astype(np.float32)
+
+
+def expand_with_index(queries: np.ndarray, index: VectorIndex, neighbours: int) -> np.ndarray:
+    """`expand_queries` against a gallery's own index of augmented codes (ids fetched from the index)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    count = min(neighbours, len(index))
+    if count == 0:
+        return queries
+    _, ids = index.search(queries, count, None)
+    weights = np.where(ids >= 0, _weights(count)[None, :], 0.0).astype(np.float32)  # (Q, count)
+    vectors = index.vectors(np.where(ids >= 0, ids, ids.max()).ravel()).reshape(len(queries), count, -1)
+    means = (vectors * weights[:, :, None]).sum(axis=1) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    return ((queries + means) / 2.0).astype(np.float32)

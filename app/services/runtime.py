@@ -371,6 +371,8 @@ class Runtime:
                 gallery = Gallery.load(gallery_dir, expected_model_version=version)
                 if gallery.manifest.index_kind != spec.kind:
                     raise GalleryError(f"the saved gallery is {gallery.manifest.index_kind}, {spec.kind} is asked for")
+                if gallery.manifest.index_params.get("rerank_neighbours", 0) != spec.rerank_neighbours:
+                    raise GalleryError("the saved gallery was built with other re-ranking settings")
                 if current is not None and [i.id for i in gallery.items] != [i.id for i in current.items]:
                     raise GalleryError("the saved gallery's items differ from the gallery being served")
             except GalleryError:

@@ -63,7 +63,8 @@ def embed_images(model: Autoencoder, images: np.ndarray, on_batch: Callable[[int
     """Codes (N, code_dim) float32 of uint8 images (N, 28, 28), in batches."""
     codes = []
     for start in range(0, len(images), EMBED_BATCH):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + EMBED_BATCH]))
+        # A writable copy: gallery images may be memory-mapped, read-only.
+        batch = torch.from_numpy(np.array(images[start : start + EMBED_BATCH]))
         codes.append(model.embed(batch).numpy())
         if on_batch is not None:
             on_batch(len(batch))

@@ -130,3 +130,14 @@ def test_a_burst_of_large_queries_waits_for_decode_slots_instead_of_failing(
         return await asyncio.gather(*(runtime.search_upload(large, 3) for _ in range(12)))
 
     assert all(len(outcome.neighbours) == 3 for outcome in asyncio.run(burst()))  # one slot, twelve served
+
+
+def test_activating_with_reranking_rebuilds_the_gallery_with_it(trained_copy: Path, train_images: np.ndarray) -> None:
+    runtime = started(trained_copy, batching=False, rerank_neighbours=10)
+    version = runtime.require_search().snapshot.record.version
+    assert runtime.require_search().snapshot.gallery.manifest.index_params.get("rerank_neighbours", 0) == 0
+    runtime.activate(version)  # the same model, other re-ranking settings: its gallery is built again
+    gallery = runtime.require_search().snapshot.gallery
+    assert gallery.manifest.index_params["rerank_neighbours"] == 10 and len(gallery) == 600
+    outcome = asyncio.run(runtime.search_upload(png_of(train_images[0]), 5))
+    assert len(outcome.neighbours) == 5 and outcome.neighbours[0].item.label == 5  # train_images[0] is a 5
