@@ -61,6 +61,10 @@ def build_config(args: argparse.Namespace) -> AutoencoderConfig:
         if value is not None:
             raw["training"][flag] = value
     raw["variant"] = args.variant
+    if getattr(args, "seed_exact", False):
+        if args.variant not in ("conv", "conv_vae"):
+            raise InvalidRequestError("--seed-exact is the seed's conv autoencoder: use it with conv or conv_vae")
+        raw["code_activation"] = "relu"  # the chapter's E1 puts ReLU on the code; the loss is already plain MSE
     config = config_from_dict(raw)
     check_size(config)
     return config
@@ -151,13 +155,14 @@ def command_eval(args: argparse.Namespace, settings: Settings) -> int:
               "P@10 with relevance feedback (a user marks the true labels among the top 10): "
               + ", ".join(f"round {n}: {p:.4f}" for n, p in enumerate(precisions)))  # fmt: skip
         return 0
-    rows = evaluate_and_record(
-        workspace,
-        version,
-        not args.no_baselines,
-        on_stage=lambda stage: print(stage, file=sys.stderr),
-        rerank=args.rerank,
-    )
+
+    def note(stage: str) -> None:
+        print(stage, file=sys.stderr)
+
+    rows = evaluate_and_record(workspace, version, not args.no_baselines, on_stage=note, rerank=args.rerank)
+    models_end = 2 if args.rerank else 1  # the model's rows come first, then the baselines
+    for other in reversed(args.also or []):  # beside the first model, before the baselines
+        rows[models_end:models_end] = evaluate_and_record(workspace, other, on_stage=note, rerank=args.rerank)
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
@@ -322,6 +327,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="A JSON file of config fields.")
     train.add_argument("--run", help="Name of the run: saves state after each epoch and resumes a stopped run.")
     train.add_argument("--dry-run", action="store_true", help="Train one batch only (smoke test).")
+    train.add_argument(
+        "--seed-exact", action="store_true", help="conv: the seed's own config (a ReLU code; the default's is linear)."
+    )
     train.add_argument("--activate", action="store_true", help="Build the gallery with the new model and activate it.")
     train.set_defaults(handler=command_train)
 
@@ -350,7 +358,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--robustness", action="store_true", help="P@10 per source of user-like uploads (app/bench/robustness.py)."
     )
-    evaluate.add_argument("--also", action="append", metavar="VERSION", help="--robustness: more models beside it.")
+    evaluate.add_argument("--also", action="append", metavar="VERSION", help="More models in the same table.")
     evaluate.set_defaults(handler=command_eval)
 
     models = commands.add_parser("models", help="Inspect and activate models.").add_subparsers(

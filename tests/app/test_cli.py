@@ -98,3 +98,20 @@ def test_eval_simulates_relevance_feedback(
     assert code == 0, err
     rounds = json.loads(out)["p_at_10_by_round"]
     assert len(rounds) == 3 and rounds[1] > rounds[0] and rounds[2] >= rounds[1]  # each round helps
+
+
+def test_the_seed_exact_config_is_one_flag_away_and_sits_beside_the_default(
+    capsys: pytest.CaptureFixture[str], trained_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    base = ["--data-dir", str(trained_copy)]
+    code, out, err = run(capsys, *base, "train", "conv", "--seed-exact", "--set", "channels=[8,16,32]", "--dry-run")
+    assert code == 0, err
+    seed_exact = out.strip()
+    record = json.loads((trained_copy / "models" / seed_exact / "model.json").read_text())
+    assert record["config"]["code_activation"] == "relu"  # the chapter's ReLU code; the default's is linear
+    code, out, err = run(capsys, *base, "eval", "--json", "--also", seed_exact)
+    assert code == 0, err
+    methods = [row["method"] for row in json.loads(out)]
+    assert methods[1] == f"conv {seed_exact}" and methods[2:] == ["raw pixels", "PCA-16"]
+    assert run(capsys, *base, "train", "vae", "--seed-exact", "--dry-run")[0] == 2  # conv only
