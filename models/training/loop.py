@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from models.progress import Hooks, Progress, TrainingDiverged
+from models.training.distributed import SINGLE, Shard
 
 EpochEnd = Callable[[int, float], None]
 
@@ -48,25 +48,29 @@ def run_epochs(
     first_epoch: int = 0,
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_epoch_end: EpochEnd | None = None,
+    shard: Shard = SINGLE,
 ) -> LoopResult:
     """Shuffle, step and report over `inputs` from `first_epoch` to `epochs`.
 
     `loss_of_batch` maps a batch of `inputs` rows to a scalar loss. After every step the
     progress callback gets the running mean loss, the rate and an ETA; `hooks.max_steps`
     ends the run after that many steps of this call; `on_epoch_end(epochs_done, mean_loss)`
-    lets the caller save a resumable state.
+    lets the caller save a resumable state. With a `shard` of several ranks, this rank steps through
+    its share of each epoch's order (`batch_size` is the global batch), images are counted over all
+    ranks and each epoch's mean loss is averaged over them.
     """
-    steps_per_epoch = math.ceil(len(inputs) / batch_size)
+    steps_per_epoch = shard.steps_per_epoch(len(inputs), batch_size)
+    local_batch = shard.batch_size(batch_size)
     steps_total = steps_per_epoch * epochs
     step = first_epoch * steps_per_epoch
     started, steps_run = time.perf_counter(), 0
     result = LoopResult()
     for epoch in range(first_epoch, epochs):
-        order = epoch_order(len(inputs), seed, epoch)
+        order = shard.take(epoch_order(len(inputs), seed, epoch))
         running, batches = 0.0, 0
-        for start in range(0, len(inputs), batch_size):
+        for start in range(0, len(order), local_batch):
             hooks.check_stop()
-            batch = inputs[order[start : start + batch_size]]
+            batch = inputs[order[start : start + local_batch]]
             loss = loss_of_batch(batch)
             check_finite(loss, f"{phase}, epoch {epoch + 1}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
@@ -75,16 +79,16 @@ def run_epochs(
             if schedule is not None:
                 schedule.step()
             step, steps_run, batches = step + 1, steps_run + 1, batches + 1
-            result.images_seen += len(batch)
+            result.images_seen += len(batch) * shard.world_size
             running += loss.item()
             if hooks.on_progress is not None:
                 rate = result.images_seen / max(time.perf_counter() - started, 1e-9)
-                eta = (steps_total - step) * batch_size / rate
+                eta = (steps_total - step) * local_batch * shard.world_size / rate
                 hooks.on_progress(Progress(epoch + 1, epochs, step, steps_total, running / batches, rate, eta, phase))
             if hooks.max_steps is not None and steps_run >= hooks.max_steps:
                 result.stopped_early = True
                 break
-        result.epoch_losses.append(running / max(batches, 1))
+        result.epoch_losses.append(shard.mean(running / max(batches, 1)))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, result.epoch_losses[-1])
         if result.stopped_early:

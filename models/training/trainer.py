@@ -2,11 +2,15 @@
 
 Variants that need pretraining (stacked, deep) do it in their `pretrain` hook first; the
 state saved after pretraining and after every epoch lets a stopped run resume.
+
+Across processes (a `Shard` of several ranks, see models/training/distributed.py) the same code
+runs in every rank: rank 0 alone pretrains, reports progress and writes the state, and reads the
+state to resume, which it shares with the others.
 """
 
 from __future__ import annotations
 
-import math
+import io
 import pickle
 import time
 from collections.abc import Callable
@@ -21,6 +25,7 @@ from models.base import Autoencoder
 from models.errors import CheckpointError
 from models.progress import Hooks, ProgressCallback
 from models.storage import atomic_write_with
+from models.training.distributed import SINGLE, Shard, data_parallel
 from models.training.loop import run_epochs
 
 
@@ -51,12 +56,14 @@ def train(
     state_dir: Path | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_steps: int | None = None,
+    shard: Shard = SINGLE,
 ) -> TrainResult:
     """Train `model` on uint8 images (N, 28, 28) with its config's training settings.
 
     With `state_dir`, the full state (weights, optimizer, schedule, epoch, losses) is
     saved there after pretraining and after every epoch, and an existing state is resumed
-    from. `max_steps` limits each phase to a few steps (the CLI's --dry-run).
+    from. `max_steps` limits each phase to a few steps (the CLI's --dry-run). With a `shard`
+    of several ranks, every rank calls this with the same arguments and ends with the same weights.
     """
     # Weight decay drives the weights of never-lit border pixels towards zero until they are
     # subnormal floats, which the CPU handles many times slower (the l2 variant trained 10x
@@ -64,7 +71,7 @@ def train(
     # the model, and its saved weights hold zeros instead. The flag is process-wide: restored after.
     torch.set_flush_denormal(True)
     try:
-        return _train(model, images, on_progress, state_dir, should_stop, max_steps)
+        return _train(model, images, on_progress, state_dir, should_stop, max_steps, shard)
     finally:
         torch.set_flush_denormal(False)
 
@@ -76,10 +83,11 @@ def _train(
     state_dir: Path | None,
     should_stop: Callable[[], bool] | None,
     max_steps: int | None,
+    shard: Shard,
 ) -> TrainResult:
     config = model.config.training
     hooks = Hooks(on_progress, should_stop, max_steps)
-    steps_per_epoch = math.ceil(len(images) / config.batch_size)
+    steps_per_epoch = shard.steps_per_epoch(len(images), config.batch_size)
     epochs = config.epochs if model.trains_end_to_end else 0
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -87,16 +95,18 @@ def _train(
     )
     result = TrainResult()
     first_epoch = -1  # -1: pretraining not done yet
-    if state_dir is not None and _state_path(state_dir).is_file():
-        first_epoch, result = _load_state(state_dir, model, optimizer, schedule)
+    saved = _read_state(state_dir, shard) if state_dir is not None else None
+    if state_dir is not None and saved is not None:
+        first_epoch, result = _load_state(state_dir, saved, shard.world_size, model, optimizer, schedule)
 
     def save(epochs_done: int, _: float = 0.0) -> None:
-        if state_dir is not None:
-            _save_state(state_dir, model, optimizer, schedule, epochs_done, result)
+        if state_dir is not None and shard.is_main:
+            _save_state(state_dir, model, optimizer, schedule, epochs_done, result, shard.world_size)
 
     started = time.perf_counter()
     if first_epoch < 0:
-        result.pretraining = model.pretrain(images, hooks)
+        if shard.is_main:  # the others wait in data_parallel below, which copies rank 0's weights to them
+            result.pretraining = model.pretrain(images, hooks)
         first_epoch = 0
         save(0)
 
@@ -105,8 +115,17 @@ def _train(
         save(epochs_done)
 
     model.train()
+
+    def loss_of_batch(batch: Tensor) -> Tensor:
+        return model.loss(model.prepare(batch))["loss"]
+
+    if shard.distributed:
+        if shard.device.type != "cpu":
+            model.to(shard.device)
+            optimizer.load_state_dict(optimizer.state_dict())  # casts a resumed state to the weights' device
+        torch.manual_seed(config.seed + shard.rank)  # each rank its own noise (denoising, VAE sampling)
     run = run_epochs(
-        lambda batch: model.loss(model.prepare(batch))["loss"],
+        data_parallel(model, loss_of_batch, shard) if shard.distributed else loss_of_batch,
         images,
         optimizer,
         epochs=epochs,
@@ -117,10 +136,13 @@ def _train(
         first_epoch=first_epoch,
         schedule=schedule,
         on_epoch_end=record_epoch,
+        shard=shard,
     )
     result.stopped_early = run.stopped_early
     result.seconds += time.perf_counter() - started
     result.images_seen = run.images_seen
+    if shard.distributed:
+        model.cpu()
     model.eval()
     return result
 
@@ -132,6 +154,7 @@ def _save_state(
     schedule: torch.optim.lr_scheduler.LRScheduler,
     epochs_done: int,
     result: TrainResult,
+    world_size: int,
 ) -> None:
     state: dict[str, Any] = {
         "model": model.state_dict(),
@@ -142,11 +165,25 @@ def _save_state(
         "pretraining": {name: list(values) for name, values in result.pretraining.items()},
         "seconds": result.seconds,
     }
+    if world_size > 1:  # a resume must shard (and so schedule) the same way
+        state["world_size"] = world_size
     atomic_write_with(_state_path(directory), lambda temp: torch.save(state, temp))
+
+
+def _read_state(directory: Path, shard: Shard) -> bytes | None:
+    """The saved state's bytes as rank 0 reads them, on every rank; None when there is none yet."""
+    path = _state_path(directory)
+    try:
+        data = path.read_bytes() if shard.is_main and path.is_file() else None
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read: {error}") from error
+    return shard.share_bytes(data)
 
 
 def _load_state(
     directory: Path,
+    data: bytes,
+    world_size: int,
     model: Autoencoder,
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
@@ -154,11 +191,17 @@ def _load_state(
     path = _state_path(directory)
     try:
         # weights_only=True: tensors, numbers, lists and dicts only, never arbitrary pickled objects.
-        state = torch.load(path, weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(
             f"{path} is not a valid training state (only tensors and plain values are loaded): {error}"
         ) from error
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != world_size:
+        raise CheckpointError(
+            f"{path} was saved by a run across {saved_world} processes; resume it with {saved_world} "
+            f"(--nproc {saved_world}), not {world_size}"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

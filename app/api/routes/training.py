@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from pydantic import Field
 
 from app.api.deps import JobManagerDep
@@ -46,9 +46,18 @@ EXAMPLES: dict[str, Any] = {
 def start_training(
     jobs: JobManagerDep,
     config: Annotated[TrainRequest, Body(openapi_examples=EXAMPLES)],
+    nproc: Annotated[
+        int,
+        Query(
+            ge=1,
+            description="Processes to train across (DistributedDataParallel on the worker's machine), from 1 to "
+            "AESEEK_MAX_TRAIN_PROCESSES (default: one per CPU core). Kept in the job record: a resumed job "
+            "trains across as many.",
+        ),
+    ] = 1,
 ) -> JobRecord:
     """Queue a training job for one variant's config. Omitted fields take their defaults
     (shown in the schema). Returns at once with the job; poll `GET /api/v1/jobs/{id}` for
     progress. Jobs run one at a time in a worker process, so searches keep being served."""
     assert isinstance(config, AutoencoderConfig)
-    return jobs.submit(config)
+    return jobs.submit(config, nproc)

@@ -1,5 +1,6 @@
 """Training over HTTP: real jobs in the real worker process, on a few hundred MNIST images."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.helpers import JOBS_AUTH, JOBS_KEY, TINY_CONV, serving_settings
+from tests.helpers import JOBS_AUTH, JOBS_KEY, TINY_CONV, serving_settings, wait_for
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,27 @@ def test_queue_limit(jobs_root: Path) -> None:
         for response in (first, second, third):
             if response.status_code == 202:
                 limited.delete(f"/api/v1/jobs/{response.json()['id']}")
+
+
+@pytest.mark.parametrize(
+    ("nproc", "message"),
+    [("0", "nproc"), ("two", "nproc"), (str((os.cpu_count() or 1) + 1), "AESEEK_MAX_TRAIN_PROCESSES")],
+)
+def test_nproc_out_of_bounds_is_422(jobs_client: TestClient, nproc: str, message: str) -> None:
+    response = jobs_client.post(f"/api/v1/train?nproc={nproc}", json=TINY_CONV)
+    assert response.status_code == 422 and response.json()["code"] == "validation_error"
+    assert message in response.json()["message"]
+
+
+@pytest.mark.slow
+def test_a_job_trains_across_two_processes(jobs_client: TestClient) -> None:
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("AESEEK_MAX_TRAIN_PROCESSES defaults to the cores: this machine has one")
+    response = jobs_client.post("/api/v1/train?nproc=2", json=TINY_CONV)
+    assert response.status_code == 202 and response.json()["nproc"] == 2
+    done = wait_for(jobs_client, response.json()["id"], {"succeeded", "failed"})
+    assert done["state"] == "succeeded", done["error"]
+    assert done["nproc"] == 2 and done["model_version"] and done["progress"]["fraction"] == 1.0
+    history = done["metrics"]["history"]
+    assert len(history["epoch_losses"]) == 2 and history["images_seen"] == 2 * 600  # both epochs, both ranks
+    assert done["loss_curve"] and done["metrics"]["p_at_10"] > 0  # rank 0's progress, then the evaluation
