@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import multiprocessing
+import os
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import BinaryIO
 
 from app.services.jobs.store import FINISHED, RESUMABLE, JobRecord, JobStore
+from app.services.jobs.trainer_lock import TrainerLock
 from app.services.jobs.worker import run_worker
 from app.services.retention import size_of
 from app.settings import Settings
 from models.base import AutoencoderConfig
-from models.errors import AeseekError, ConflictError, DiskBudgetError, ErrorCode, NotFoundError
+from models.errors import AeseekError, ConflictError, DiskBudgetError, ErrorCode, InvalidRequestError, NotFoundError
 from models.registry import check_size
 
 logger = logging.getLogger("aeseek.jobs")
@@ -39,33 +39,26 @@ class JobManager:
         self.settings = settings
         self.store = JobStore(Path(settings.data_dir) / "jobs")
         self._process: BaseProcess | None = None
-        self._lock: BinaryIO | None = None
+        self._lock = TrainerLock(self.store.directory)
 
     def start(self) -> None:
-        """Run the training worker, if no other serving process of this data directory runs it.
+        """Run the training worker, if this process may (AESEEK_RUN_TRAINER) and no other process of
+        this data directory runs it.
 
         With several serving workers, the one holding the trainer lock runs the one trainer; the
         others still take, list, cancel and resume jobs (records are files), and take the lock
-        over when its holder dies (see `supervise`).
+        over when its holder dies (see `supervise`). With AESEEK_RUN_TRAINER=false (API replicas
+        beside an `aeseek worker` service) this process never runs or takes over the trainer.
         """
-        if not self._take_trainer_lock():
-            logger.info("another serving process runs the training worker")
+        if not self.settings.run_trainer:
+            logger.info("this process runs no trainer (AESEEK_RUN_TRAINER=false): `aeseek worker` runs the jobs")
+            return
+        if not self._lock.try_acquire():
+            logger.info("another process runs the training worker")
             return
         for job_id in self.store.mark_orphans_interrupted():
             logger.warning("job %s was running when the service stopped: marked interrupted", job_id)
         self._spawn()
-
-    def _take_trainer_lock(self) -> bool:
-        if self._lock is not None:
-            return True
-        handle = open(self.store.directory / ".trainer.lock", "a+b")  # noqa: SIM115 (held for the process's life)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self._lock = handle
-        return True
 
     def _spawn(self) -> None:
         # spawn, not fork: the worker must not inherit the server's threads and sockets.
@@ -86,9 +79,12 @@ class JobManager:
 
     def supervise(self) -> None:
         """Restart a worker that died (killed, out of memory); its running job becomes interrupted.
-        A process without the trainer lock tries to take it (its holder may have died)."""
-        if self._lock is None:
-            if self._take_trainer_lock():
+        A process without the trainer lock tries to take it (its holder may have died), unless
+        AESEEK_RUN_TRAINER is off."""
+        if not self.settings.run_trainer:
+            return
+        if not self._lock.held:
+            if self._lock.try_acquire():
                 self.store.mark_orphans_interrupted()
                 self._spawn()
             return
@@ -107,13 +103,18 @@ class JobManager:
                 self._process.kill()
                 self._process.join()
             self._process = None
-        if self._lock is not None:  # only the trainer's owner may call its jobs orphans
+        if self._lock.held:  # only the trainer's owner may call its jobs orphans
             self.store.mark_orphans_interrupted()
-            self._lock.close()
-            self._lock = None
+            self._lock.release()
 
-    def submit(self, config: AutoencoderConfig) -> JobRecord:
-        """Queue a training job, unless the queue is full."""
+    def submit(self, config: AutoencoderConfig, nproc: int = 1) -> JobRecord:
+        """Queue a training job (across `nproc` processes), unless the queue is full."""
+        most = self.settings.max_train_processes or os.cpu_count() or 1
+        if not 1 <= nproc <= most:
+            raise InvalidRequestError(
+                f"nproc is {nproc}; training jobs on this server run across 1 to {most} processes "
+                "(AESEEK_MAX_TRAIN_PROCESSES; 0 is one per CPU core)"
+            )
         waiting = sum(1 for record in self.store.all() if record.state == "queued")
         if waiting >= self.settings.max_queued_jobs:
             raise QueueFullError(
@@ -128,7 +129,7 @@ class JobManager:
                 f"training this model would take the data directory past its budget of {budget:,} bytes "
                 "(AESEEK_DISK_BUDGET_BYTES); delete models or run `aeseek gc`"
             )
-        return self.store.create(config.variant, config.model_dump(mode="json"))
+        return self.store.create(config.variant, config.model_dump(mode="json"), nproc)
 
     def get(self, job_id: str) -> JobRecord:
         """A job by id, or a 404."""

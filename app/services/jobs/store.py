@@ -21,6 +21,7 @@ from models.storage import atomic_write_json
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 RESUMABLE: frozenset[str] = frozenset({"interrupted", "failed", "cancelled"})
+INTERRUPTED_ERROR = "the worker stopped while this job ran; resume it to continue from its last epoch"
 
 
 class JobProgress(BaseModel):
@@ -55,6 +56,7 @@ class JobRecord(BaseModel):
     model_version: str | None = None
     error: str | None = None
     attempts: int = Field(0, description="How many times a worker started this job (resumes add one).")
+    nproc: int = Field(1, ge=1, description="Processes the job trains across (1: the worker process alone).")
 
 
 class JobStore:
@@ -72,10 +74,10 @@ class JobStore:
         """The file whose existence asks the worker to stop a job."""
         return self.directory / f"{job_id}.cancel"
 
-    def create(self, variant: str, config: dict[str, Any]) -> JobRecord:
+    def create(self, variant: str, config: dict[str, Any], nproc: int = 1) -> JobRecord:
         """A new queued job."""
         record = JobRecord(
-            id=uuid.uuid4().hex[:12], state="queued", variant=variant, config=config, created=time.time()
+            id=uuid.uuid4().hex[:12], state="queued", variant=variant, config=config, created=time.time(), nproc=nproc
         )
         self.save(record)
         return record
@@ -110,7 +112,7 @@ class JobStore:
         for record in self.all():
             if record.state == "running":
                 record.state = "interrupted"
-                record.error = "the worker stopped while this job ran; resume it to continue from its last epoch"
+                record.error = INTERRUPTED_ERROR
                 self.save(record)
                 orphans.append(record.id)
         return orphans

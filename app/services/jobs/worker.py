@@ -11,12 +11,14 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from app.services.distributed import train_model
 from app.services.evaluation import evaluate_and_record
-from app.services.jobs.store import JobProgress, JobRecord, JobStore
+from app.services.jobs.store import INTERRUPTED_ERROR, JobProgress, JobRecord, JobStore
 from app.services.workspace import Workspace
 from models.data.mnist import Source
 from models.progress import Progress, TrainingStopped
@@ -89,8 +91,10 @@ def orphaned() -> bool:
     return os.getppid() != _PARENT
 
 
-def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobRecord:
-    """Run one claimed job to its end state."""
+def run_job(
+    workspace: Workspace, store: JobStore, record: JobRecord, stopping: Callable[[], bool] = orphaned
+) -> JobRecord:
+    """Run one claimed job to its end state; when `stopping()` turns true it ends interrupted (resumable)."""
     flag = store.cancel_flag(record.id)
     if flag.exists():
         record.state, record.finished = "cancelled", time.time()
@@ -103,8 +107,14 @@ def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobReco
     reporter = ProgressReporter(store, record)
     try:
         config = config_from_dict(record.config)
-        model = workspace.train(
-            config, on_progress=reporter, run_name=f"job-{record.id}", should_stop=lambda: flag.exists() or orphaned()
+        model = train_model(
+            workspace,
+            config,
+            record.nproc,
+            on_progress=reporter,
+            run_name=f"job-{record.id}",
+            should_stop=lambda: flag.exists() or stopping(),
+            threads_per_process=torch.get_num_threads(),  # AESEEK_TRAIN_THREADS in each process
         )
         reporter.phase("evaluating")
         rows = evaluate_and_record(workspace, model.version)
@@ -112,8 +122,8 @@ def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobReco
         record.model_version = model.version
         record.state = "succeeded"
     except TrainingStopped:
-        if orphaned():  # the serving process is gone: another one runs the trainer; resumable
-            record.state, record.error = "interrupted", "the serving process stopped while this job ran; resume it"
+        if stopping():  # the worker stops (its serving process is gone, or SIGTERM): resumable
+            record.state, record.error = "interrupted", INTERRUPTED_ERROR
         else:
             record.state = "cancelled"
             flag.unlink(missing_ok=True)
@@ -125,23 +135,25 @@ def run_job(workspace: Workspace, store: JobStore, record: JobRecord) -> JobReco
     return record
 
 
-def run_worker(data_dir: str, mnist_source: Source, threads: int, poll_s: float = 0.3) -> None:
-    """Process entry point: poll for queued jobs forever."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(threads)
-    workspace = Workspace(Path(data_dir), mnist_source)
-    store = JobStore(Path(data_dir) / "jobs")
-    logger.info("training worker ready (%d threads)", threads)
-    global _PARENT
-    _PARENT = os.getppid()
-    while True:
-        if orphaned():  # the serving process that ran us is gone; another one takes over
-            logger.warning("the serving process that started this worker is gone: stopping")
-            return
+def run_jobs(workspace: Workspace, store: JobStore, stopping: Callable[[], bool], poll_s: float = 0.3) -> None:
+    """Run queued jobs one at a time, oldest first, until `stopping()` turns true."""
+    logger.info("training worker ready (%d threads)", torch.get_num_threads())
+    while not stopping():
         record = store.next_queued()
         if record is None:
             time.sleep(poll_s)
             continue
         logger.info("job %s: training %s", record.id, record.variant)
-        finished = run_job(workspace, store, record)
+        finished = run_job(workspace, store, record, stopping)
         logger.info("job %s: %s", record.id, finished.state)
+
+
+def run_worker(data_dir: str, mnist_source: Source, threads: int, poll_s: float = 0.3) -> None:
+    """Process entry point (spawned by a serving process): run jobs until that process is gone."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(threads)
+    global _PARENT
+    _PARENT = os.getppid()
+    run_jobs(Workspace(Path(data_dir), mnist_source), JobStore(Path(data_dir) / "jobs"), orphaned, poll_s)
+    # The serving process that ran us is gone; another one takes over.
+    logger.warning("the serving process that started this worker is gone: stopping")
