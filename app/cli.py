@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,10 +18,14 @@ from tqdm import tqdm
 
 from app.client import DEFAULT_URL, ClientError, answers_json, format_answers, search_images
 from app.progress import TrainingBar
+from app.services.distributed import train_as_rank, train_model
+from app.services.distributed_index import build_across
 from app.services.evaluation import evaluate_and_record, feedback_precision, format_table, robustness_precision
+from app.services.galleries import MilvusGalleryStore, milvus_store
+from app.services.jobs.foreground import run_foreground_worker
 from app.services.observability import configure_logging
 from app.services.retention import collect
-from app.services.workspace import Workspace, embed_images
+from app.services.workspace import GalleryChoice, Workspace, embed_images
 from app.settings import Settings, get_settings, index_spec, reference_markdown
 from index.backend import INDEX_KINDS, IndexSpec
 from models.base import AutoencoderConfig
@@ -27,6 +33,7 @@ from models.checkpoints import list_models, load_model
 from models.errors import AeseekError, InvalidRequestError, NotFoundError
 from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, check_size, config_from_dict, default_config
 from models.summary import describe
+from models.training.distributed import launched_rank
 
 TRAINING_FLAGS = ("epochs", "batch_size", "lr", "seed", "train_subset")
 BENCHMARKS = ("variants", "l2", "code-size", "vae", "overcomplete", "serve", "serve-matrix", "train", "index", "attack")
@@ -75,24 +82,53 @@ def _workspace(settings: Settings) -> Workspace:
 
 
 def index_and_activate(
-    workspace: Workspace, version: str, gallery: str, activate: bool = True, spec: IndexSpec | None = None
-) -> Path:
-    """Embed the gallery with a model (with a progress bar) and optionally make it active."""
-    images, _ = workspace.gallery_source(gallery)  # type: ignore[arg-type]
-    with tqdm(total=len(images), unit="img", desc=f"indexing {gallery} with {version}") as bar:
-        directory = workspace.build_gallery(version, gallery, on_batch=bar.update, spec=spec)  # type: ignore[arg-type]
+    settings: Settings,
+    version: str,
+    gallery: GalleryChoice | None = None,
+    activate: bool = True,
+    spec: IndexSpec | None = None,
+    nproc: int = 1,
+) -> str:
+    """Embed the gallery with a model (with a progress bar), optionally make it active; returns where it went."""
+    workspace, choice = _workspace(settings), gallery or settings.gallery
+    spec = spec or index_spec(settings)
+    images, _ = workspace.gallery_source(choice)
+    milvus = (
+        MilvusGalleryStore(workspace, choice, milvus_store(settings)) if settings.index_backend == "milvus" else None
+    )
+    if nproc > 1:
+        print(f"indexing {choice} with {version} across {nproc} processes", file=sys.stderr)
+        target = build_across(settings, version, choice, spec, nproc)
+        directory = Path(target)
+    else:
+        with tqdm(total=len(images), unit="img", desc=f"indexing {choice} with {version}") as bar:
+            if milvus is not None:
+                target = milvus.build(version, spec, None, on_batch=bar.update)
+            else:
+                directory = workspace.build_gallery(version, choice, on_batch=bar.update, spec=spec)
+                target = str(directory)
     if activate:
-        with workspace.write_lock():  # serving processes change active.json under the same lock
-            workspace.activate(version, directory)
-    return directory
+        with workspace.write_lock():  # serving processes change the active gallery under the same lock
+            if milvus is not None:
+                milvus.make_active(target)
+            else:
+                workspace.activate(version, directory)
+    return target
 
 
-def train_and_report(workspace: Workspace, config: AutoencoderConfig, run: str | None, dry_run: bool) -> str:
-    """Train with a progress bar and print the new version; returns it."""
+def train_and_report(
+    workspace: Workspace, config: AutoencoderConfig, run: str | None, dry_run: bool, nproc: int = 1
+) -> str:
+    """Train with a progress bar (across `nproc` processes, or as rank 0 of torchrun's) and print the
+    new version; returns it."""
     print(f"training {config.variant}: {config.model_dump_json()}", file=sys.stderr)
     bar = TrainingBar()
+    max_steps = 1 if dry_run else None
     try:
-        record = workspace.train(config, on_progress=bar, run_name=run, max_steps=1 if dry_run else None)
+        if launched_rank() is None:
+            record = train_model(workspace, config, nproc, on_progress=bar, run_name=run, max_steps=max_steps)
+        else:
+            _, record = train_as_rank(workspace, config, on_progress=bar, run_name=run, max_steps=max_steps)
     finally:
         bar.close()
     seconds = record.history.get("seconds", 0.0)
@@ -109,19 +145,39 @@ def train_and_report(workspace: Workspace, config: AutoencoderConfig, run: str |
 
 def command_train(args: argparse.Namespace, settings: Settings) -> int:
     config = build_config(args)
-    version = train_and_report(_workspace(settings), config, args.run, args.dry_run)
+    rank = launched_rank()
+    if args.nproc < 1:
+        raise InvalidRequestError(f"--nproc must be at least 1, got {args.nproc}")
+    if rank is not None and args.nproc != 1:
+        raise InvalidRequestError(
+            "--nproc starts processes of its own: under torchrun leave it out "
+            "(torchrun's --nproc-per-node and --nnodes set the count)"
+        )
+    if rank is not None and rank > 0:  # one of torchrun's other ranks: trains beside rank 0, which reports
+        train_as_rank(_workspace(settings), config, run_name=args.run, max_steps=1 if args.dry_run else None)
+        return 0
+    version = train_and_report(_workspace(settings), config, args.run, args.dry_run, args.nproc)
     if args.activate:
-        index_and_activate(_workspace(settings), version, settings.gallery, spec=index_spec(settings))
+        index_and_activate(settings, version)
     print(version)
     return 0
 
 
-def _resolve_version(workspace: Workspace, version: str | None) -> str:
+def _active_version(settings: Settings) -> str | None:
+    workspace = _workspace(settings)
+    if settings.index_backend == "milvus":
+        return MilvusGalleryStore(workspace, settings.gallery, milvus_store(settings)).active_version()
+    pointer = workspace.active()
+    return pointer.model_version if pointer else None
+
+
+def _resolve_version(settings: Settings, version: str | None) -> str:
     if version:
         return version
-    active = workspace.active()
+    workspace = _workspace(settings)
+    active = _active_version(settings)
     if active is not None:
-        return active.model_version
+        return active
     records = list_models(workspace.models_dir)
     if not records:
         raise NotFoundError("no trained model; run `aeseek train conv` first")
@@ -129,19 +185,20 @@ def _resolve_version(workspace: Workspace, version: str | None) -> str:
 
 
 def command_index_build(args: argparse.Namespace, settings: Settings) -> int:
-    workspace = _workspace(settings)
-    version = _resolve_version(workspace, args.model)
+    version = _resolve_version(settings, args.model)
     spec = index_spec(settings.model_copy(update={"index_kind": args.index} if args.index else {}))
-    directory = index_and_activate(
-        workspace, version, args.gallery or settings.gallery, activate=not args.no_activate, spec=spec
+    if args.nproc < 1:
+        raise InvalidRequestError(f"--nproc must be at least 1, got {args.nproc}")
+    target = index_and_activate(
+        settings, version, args.gallery, activate=not args.no_activate, spec=spec, nproc=args.nproc
     )
-    print(directory)
+    print(target)
     return 0
 
 
 def command_eval(args: argparse.Namespace, settings: Settings) -> int:
     workspace = _workspace(settings)
-    version = _resolve_version(workspace, args.model)
+    version = _resolve_version(settings, args.model)
     if args.robustness:
         return _eval_robustness(args, workspace, version)
     if args.feedback:
@@ -200,9 +257,9 @@ def command_models_describe(args: argparse.Namespace, settings: Settings) -> int
 
 def command_models_list(args: argparse.Namespace, settings: Settings) -> int:
     workspace = _workspace(settings)
-    active = workspace.active()
+    active = _active_version(settings)
     for record in list_models(workspace.models_dir):
-        marker = "*" if active and active.model_version == record.version else " "
+        marker = "*" if active == record.version else " "
         p10 = record.metrics.get("retrieval", {}).get("p_at_10")
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
         print(f"{marker} {record.version}  {record.variant:<10} {created}  P@10={p10 if p10 is not None else '-'}")
@@ -210,7 +267,7 @@ def command_models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def command_models_activate(args: argparse.Namespace, settings: Settings) -> int:
-    index_and_activate(_workspace(settings), args.version, settings.gallery, spec=index_spec(settings))
+    index_and_activate(settings, args.version)
     print(f"active: {args.version}")
     return 0
 
@@ -218,8 +275,12 @@ def command_models_activate(args: argparse.Namespace, settings: Settings) -> int
 def ensure_ready(settings: Settings) -> None:
     """First start: train the default model and build its gallery, with progress; later: nothing."""
     workspace = _workspace(settings)
-    if workspace.active() is not None:
-        return
+    with workspace.write_lock("bootstrap"):  # replicas starting together: one trains, the others wait and find it
+        if _active_version(settings) is None:
+            _bootstrap(settings, workspace)
+
+
+def _bootstrap(settings: Settings, workspace: Workspace) -> None:
     print("first start: training the default model and building its gallery", file=sys.stderr)
     started = time.perf_counter()
     raw = default_config(DEFAULT_VARIANT).model_dump(mode="json")
@@ -227,7 +288,7 @@ def ensure_ready(settings: Settings) -> None:
     for key, value in overrides.items():  # one level deep, so {"training": {"epochs": 1}} keeps the rest
         raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
     version = train_and_report(workspace, config_from_dict(raw), run="bootstrap", dry_run=False)
-    index_and_activate(workspace, version, settings.gallery, spec=index_spec(settings))
+    index_and_activate(settings, version)
     print(f"ready after {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
@@ -260,6 +321,22 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_worker(args: argparse.Namespace, settings: Settings) -> int:
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second signal: stop now (the first lets a running job save its epoch)
+            raise KeyboardInterrupt
+        print(f"aeseek worker: {signal.Signals(signum).name}: stopping after the current step", file=sys.stderr)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+    bootstrap = (lambda: ensure_ready(settings)) if settings.bootstrap else (lambda: None)
+    run_foreground_worker(_workspace(settings), settings.train_threads, stop, bootstrap)
+    return 0
+
+
 def command_search(args: argparse.Namespace, settings: Settings) -> int:
     try:
         answers = search_images(args.url, args.images, args.k, args.api_key)
@@ -287,8 +364,38 @@ def command_settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _process_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise InvalidRequestError(f"--nproc expects process counts like 1,2; got {text!r}")
+    return counts
+
+
+def _backends(text: str) -> list[str]:
+    from app.bench.index_backends import BACKENDS
+
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown or not chosen:
+        raise InvalidRequestError(f"--backend takes a comma-separated list of {', '.join(BACKENDS)}; got {text!r}")
+    return chosen
+
+
 def command_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from app.bench import assignments, attack, index_scale, serve, serving_cost, training_speed, variants
+    from app.bench import (
+        assignments,
+        attack,
+        index_backends,
+        index_scale,
+        serve,
+        serving_cost,
+        training_processes,
+        training_speed,
+        variants,
+    )
     from app.bench.common import Bench
 
     benchmarks: dict[str, Callable[[Bench], object]] = {
@@ -299,8 +406,22 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
         "overcomplete": assignments.overcomplete,
         "serve": lambda bench: serving_cost.run_cost(bench, args.compare_with),
         "serve-matrix": serve.run_serve,
-        "train": training_speed.run_training_speed,
-        "index": lambda bench: index_scale.run_index_scale(bench, args.max_size),
+        "train": lambda bench: (
+            training_processes.run_process_scaling(bench, _process_counts(args.nproc))
+            if args.nproc
+            else training_speed.run_training_speed(bench)
+        ),
+        "index": lambda bench: (
+            index_backends.run_index_backends(
+                bench,
+                _backends(args.backend),
+                args.milvus_uri or settings.milvus_uri or "http://127.0.0.1:19530",
+                str(args.out / "milvus-lite.db"),
+                args.max_size,
+            )
+            if args.backend
+            else index_scale.run_index_scale(bench, args.max_size)
+        ),
         "attack": lambda bench: attack.run_attack(bench, args.compare_with),
     }
     assert set(benchmarks) == set(BENCHMARKS)
@@ -325,12 +446,23 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--train-subset", type=int, help="Train on the first N images only.")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="Override a config field (JSON value).")
     train.add_argument("--config", help="A JSON file of config fields.")
-    train.add_argument("--run", help="Name of the run: saves state after each epoch and resumes a stopped run.")
+    train.add_argument(
+        "--run",
+        "--run-name",  # under torchrun: its own parser takes `--run` for an abbreviation of its --run-path
+        help="Name of the run: saves state after each epoch and resumes a stopped run.",
+    )
     train.add_argument("--dry-run", action="store_true", help="Train one batch only (smoke test).")
     train.add_argument(
         "--seed-exact", action="store_true", help="conv: the seed's own config (a ReLU code; the default's is linear)."
     )
     train.add_argument("--activate", action="store_true", help="Build the gallery with the new model and activate it.")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="Processes to train across on this machine (DistributedDataParallel; 1: this process alone). "
+        "Across machines, run `torchrun ... -m app.cli train` instead (docs/scaling.md).",
+    )
     train.set_defaults(handler=command_train)
 
     index = commands.add_parser("index", help="Gallery index commands.").add_subparsers(
@@ -341,6 +473,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--gallery", choices=["train", "test", "both"], help="MNIST splits (default: AESEEK_GALLERY).")
     build.add_argument("--no-activate", action="store_true", help="Write the index without activating it.")
     build.add_argument("--index", choices=INDEX_KINDS, help="Index type (default: AESEEK_INDEX_KIND).")
+    build.add_argument("--nproc", type=int, default=1, help="Encode across this many processes (torchrun ranks).")
     build.set_defaults(handler=command_index_build)
 
     evaluate = commands.add_parser(
@@ -381,6 +514,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", help="variants: a comma-separated subset.")
     bench.add_argument("--max-size", type=int, help="index: largest gallery (default: all of 60k, 1M, 10M).")
     bench.add_argument("--compare-with", type=Path, help="attack, serve: also measure this other checkout of aeseek.")
+    bench.add_argument(
+        "--backend", metavar="B,B,...", help="index: compare gallery backends (faiss,milvus-lite,milvus)."
+    )
+    bench.add_argument("--milvus-uri", help="index --backend milvus: the server (default AESEEK_MILVUS_URI or :19530).")
+    bench.add_argument(
+        "--nproc", metavar="N,N,...", help="train: images/s across these process counts (e.g. 1,2) instead."
+    )
     bench.set_defaults(handler=command_bench)
 
     search = commands.add_parser(
@@ -406,6 +546,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="Port (default: AESEEK_PORT).")
     serve.add_argument("--workers", type=int, default=1, help="Processes sharing the port (one per core).")
     serve.set_defaults(handler=command_serve)
+
+    commands.add_parser(
+        "worker",
+        help="Run training jobs in the foreground: the one trainer of the data directory, for API replicas "
+        "with AESEEK_RUN_TRAINER=false (first start: trains the default model, as serve does). SIGTERM: a "
+        "running job stops at its next step, interrupted and resumable.",
+    ).set_defaults(handler=command_worker)
     return parser
 
 

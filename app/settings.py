@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.backend import IndexKind, IndexSpec
@@ -39,7 +39,31 @@ class Settings(BaseSettings):
     batching: bool = Field(True, description="Micro-batch concurrent searches (one forward pass, one index call).")
     batch_max_size: int = Field(64, ge=1, le=4096, description="Most queries in one micro-batch.")
     batch_max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Longest a query waits for others to join.")
-    index_kind: IndexKind = Field("Flat", description="FAISS index type.")
+    index_backend: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="Where gallery codes live: FAISS files in the data directory (one machine), or Milvus "
+        "(shared by replicas; see docs/scaling.md).",
+    )
+    milvus_uri: str = Field(
+        "",
+        description="Milvus to use with AESEEK_INDEX_BACKEND=milvus: a file path (Milvus Lite, one process) or "
+        "http://host:19530 (a Milvus server or cluster); empty: <data_dir>/milvus.db.",
+    )
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _milvus_uri_is_a_server_or_a_lite_file(cls, uri: str) -> str:
+        if uri and not uri.startswith(("http://", "https://", "tcp://")) and not uri.endswith(".db"):
+            raise ValueError("a Milvus server address (http://host:19530) or a Milvus Lite file path ending in .db")
+        return uri
+
+    milvus_token: str = Field("", description="Milvus credentials (user:password or an API key); empty: none.")
+    milvus_prefix: str = Field(
+        "aeseek",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,30}$",
+        description="Prefix of the Milvus collections and aliases of this deployment.",
+    )
+    index_kind: IndexKind = Field("Flat", description="Index type (FAISS, or its Milvus counterpart).")
     index_nlist: int = Field(1024, ge=1, description="IVF, IVFPQ: k-means cells.")
     index_nprobe: int = Field(16, ge=1, description="IVF, IVFPQ: cells scanned per query.")
     index_hnsw_m: int = Field(32, ge=2, description="HNSW: links per node.")
@@ -56,8 +80,20 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="Torch intra-op threads for query encoding.")
     faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (1 was fastest on 2 cores).")
     jobs_enabled: bool = Field(True, description="Run a training worker process beside the API.")
+    run_trainer: bool = Field(
+        True,
+        description="Let this serving process run the training worker (one process per data directory does, "
+        "under a lock). False on API replicas whose jobs an `aeseek worker` service runs: they still accept, "
+        "list, cancel and resume jobs (records on the shared volume) but never train.",
+    )
     train_threads: int = Field(
         1, ge=1, description="Torch threads of the training worker (leaves a core for searches)."
+    )
+    max_train_processes: int = Field(
+        0,
+        ge=0,
+        description="Most processes one training job may train across (`nproc` of POST /train), each with "
+        "AESEEK_TRAIN_THREADS threads; 0: one per CPU core.",
     )
     max_queued_jobs: int = Field(8, ge=1, description="Training jobs that may wait in the queue.")
     api_keys: str = Field("", description="Comma-separated API keys for mutating endpoints.", repr=False)

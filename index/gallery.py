@@ -90,10 +90,20 @@ class Gallery:
     def __init__(self, manifest: Manifest, index: VectorIndex, items: list[GalleryItem], images: np.ndarray) -> None:
         self.manifest = manifest
         self.index = index
-        self.items = items
-        self.images = images
+        self._items = items
+        self._images = images
         self._by_id = {item.id: position for position, item in enumerate(items)}
         self._ids_by_label: dict[int, np.ndarray] | None = None
+
+    @property
+    def items(self) -> list[GalleryItem]:
+        """Every item, in gallery order."""
+        return self._items
+
+    @property
+    def images(self) -> np.ndarray:
+        """uint8 (N, 28, 28): row i holds the image of items[i]."""
+        return self._images
 
     @classmethod
     def build(
@@ -134,8 +144,8 @@ class Gallery:
 
     def with_added(
         self, codes: np.ndarray, labels: list[int], images: np.ndarray, metadata: list[dict[str, Any] | None]
-    ) -> Gallery:
-        """A new gallery with these images added under fresh ids (this one is left as it was)."""
+    ) -> tuple[Gallery, list[GalleryItem]]:
+        """A new gallery with these images added under fresh ids, and the added items (this one is left as it was)."""
         first = max(max((item.id for item in self.items), default=-1) + 1, self.manifest.next_id)
         added = [
             GalleryItem(first + i, "added", -1, int(label), extra)
@@ -143,7 +153,8 @@ class Gallery:
         ]
         index = self.index.copy()
         index.add(codes, np.array([item.id for item in added], dtype=np.int64))
-        return self._replaced(index, [*self.items, *added], np.concatenate([self.images, images]), first + len(added))
+        grown = self._replaced(index, [*self.items, *added], np.concatenate([self.images, images]), first + len(added))
+        return grown, added
 
     def without(self, item_id: int) -> Gallery:
         """A new gallery without one item (this one is left as it was); ids are never reused."""
@@ -197,6 +208,14 @@ class Gallery:
     def code(self, item_id: int) -> np.ndarray | None:
         """The stored code of an item, or None for an unknown id."""
         return None if item_id not in self._by_id else self.index.vector(item_id)
+
+    def codes(self, ids: np.ndarray) -> np.ndarray:
+        """The stored codes (len(ids), dim) of these ids, in their order."""
+        return self.index.vectors(np.asarray(ids, dtype=np.int64))
+
+    def all_codes(self) -> tuple[np.ndarray, list[GalleryItem]]:
+        """Every stored code and its item, in the same order."""
+        return self.codes(np.array([item.id for item in self.items], dtype=np.int64)), self.items
 
     def search(self, queries: np.ndarray, k: int, label: int | None = None) -> list[list[Neighbour]]:
         """The k nearest items of each query code (Q, dim), nearest first; only `label` when given."""
@@ -326,14 +345,15 @@ class LatentProjection:
     """A 2-D PCA of a gallery's codes: a sample of points and the map that places any code."""
 
     rows: np.ndarray  # (S,) positions of the sampled items
+    labels: np.ndarray  # (S,) their labels
     points: np.ndarray  # (S, 2)
     mean: np.ndarray  # (dim,)
     components: np.ndarray  # (2, dim)
     explained: np.ndarray  # (2,) share of the variance on each axis
 
 
-def latent_projection(codes: np.ndarray, sample: int = 3000, seed: int = 0) -> LatentProjection:
+def latent_projection(codes: np.ndarray, labels: np.ndarray, sample: int = 3000, seed: int = 0) -> LatentProjection:
     """Project codes onto their top two principal directions; keep a fixed random sample of points."""
     pca = PCA.fit(codes, 2)
     rows = np.sort(np.random.default_rng(seed).choice(len(codes), size=min(sample, len(codes)), replace=False))
-    return LatentProjection(rows, pca.project(codes[rows]), pca.mean, pca.components.T, pca.explained)
+    return LatentProjection(rows, labels[rows], pca.project(codes[rows]), pca.mean, pca.components.T, pca.explained)

@@ -7,10 +7,18 @@ model is the seed's architecture with few channels, trained for one short epoch.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -105,3 +113,75 @@ def workspace_dir(small_data_dir: Path, tmp_path: Path) -> Path:
     """An empty, writable data directory over the small MNIST copy."""
     (tmp_path / "mnist").symlink_to(small_data_dir / "mnist")
     return tmp_path
+
+
+MILVUS_PORT = 19530  # the embedded standalone server's etcd ports are fixed too: one server per machine
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus standalone server (PyPI `milvus`) for the session, stopped by its process group at the end.
+
+    One already answering on 127.0.0.1:19530 (a developer's) is used instead; tests keep to
+    collections of their own prefix. Skipped without the package unless AESEEK_REQUIRE_MILVUS=1.
+    """
+    uri = f"http://127.0.0.1:{MILVUS_PORT}"
+    if _answers(MILVUS_PORT):
+        yield uri
+        return
+    if importlib.util.find_spec("milvus") is None:
+        if os.environ.get("AESEEK_REQUIRE_MILVUS") == "1":
+            pytest.fail("AESEEK_REQUIRE_MILVUS=1 but the `milvus` package is missing (pip install milvus)")
+        pytest.skip("the `milvus` package (embedded Milvus server) is not installed")
+    base = tmp_path_factory.mktemp("milvus-server")
+    log = open(base / "launcher.log", "w+b")  # noqa: SIM115 (closed at teardown)
+    launcher = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parents[1] / "scripts" / "milvus-server.py"), str(base / "data")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the launcher and the Milvus binary stop together
+    )
+    try:
+        deadline = time.monotonic() + MILVUS_START_S
+        while (port := _ready_port(log)) is None or not _answers(port):
+            if launcher.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"the Milvus server did not start: {log.read()[-2000:].decode(errors='replace')}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(launcher.pid, signal.SIGTERM)
+        try:
+            launcher.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+        log.close()
+
+
+MILVUS_START_S = 180  # an upper bound on start-up (30-40 s here), not a performance assertion
+
+
+def _ready_port(log: IO[bytes]) -> int | None:
+    """The port the launcher printed (`ready PORT`; it moves on when the asked one is taken), or None yet."""
+    log.seek(0)
+    found = re.search(rb"^ready (\d+)$", log.read(), re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def _answers(port: int) -> bool:
+    try:
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=2)
+        client.list_collections()
+        client.close()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def milvus_prefix() -> str:
+    """A collection prefix of this test's own (tests share one server)."""
+    return f"t{uuid.uuid4().hex[:12]}"

@@ -9,7 +9,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -232,3 +232,19 @@ def playwright_expect(locator: Any) -> Any:
     from playwright.sync_api import expect
 
     return expect(locator)
+
+
+def served_by(client: httpx.Client, query: bytes) -> tuple[str, list[int]]:
+    """The version and the top-5 ids a live server answers a query with."""
+    response = client.post("/api/v1/search", params={"k": 5}, files={"file": ("q.png", query)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return body["model"]["version"], [result["id"] for result in body["results"]]
+
+
+def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Wait until `condition()` holds; fail after `seconds`."""
+    deadline = time.monotonic() + seconds  # an upper bound on waiting, not a performance assertion
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.1)

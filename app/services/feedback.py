@@ -34,7 +34,7 @@ def codes_of(gallery: Gallery, ids: list[int]) -> np.ndarray:
     unknown = [item_id for item_id in ids if gallery.item(item_id) is None]
     if unknown:
         raise NotFoundError(f"no gallery items with ids {unknown[:10]}")
-    return gallery.index.vectors(np.array(ids, dtype=np.int64)).astype(np.float32)
+    return gallery.codes(np.array(ids, dtype=np.int64)).astype(np.float32)
 
 
 def rocchio(query: np.ndarray, relevant: np.ndarray, not_relevant: np.ndarray) -> np.ndarray:

@@ -20,12 +20,13 @@ import torch
 from PIL import Image
 
 from app.services.batching import MicroBatcher
+from app.services.galleries import open_gallery_store
 from app.services.retention import size_of
 from app.services.search import PreparedQuery, SearchOutcome, SearchService, Snapshot
 from app.services.workspace import Workspace
 from app.settings import Settings, index_spec
 from index.backend import set_search_threads
-from index.gallery import Gallery, GalleryError, GalleryItem, LatentProjection, latent_projection
+from index.gallery import Gallery, GalleryItem, LatentProjection, latent_projection
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, load_model, read_record
 from models.data.preprocessing import DecodeLimits, decode_image
@@ -53,6 +54,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.workspace = Workspace(settings.data_dir, settings.mnist_source)
+        self.galleries = open_gallery_store(settings, self.workspace, self.ensure_room)
         self.limits = DecodeLimits(max_pixels=settings.max_image_pixels, max_bytes=settings.max_upload_bytes)
         self.search: SearchService | None = None
         self.not_ready_reason: str | None = "starting"
@@ -63,8 +65,7 @@ class Runtime:
         self._gallery_pictures: WeakKeyDictionary[Gallery, dict[str, bytes]] = WeakKeyDictionary()
         self._model_pictures: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self.batcher: MicroBatcher | None = None
-        self._gallery_dir: Path | None = None  # where the served gallery is saved
-        self._seen_pointer: bytes | None = None  # active.json as it was when the served snapshot was made
+        self._seen_pointer: bytes | None = None  # the store's state when the served snapshot was made
         self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
         self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
         self._waiting_decodes = 0
@@ -185,9 +186,9 @@ class Runtime:
         """Load the active model and its gallery; on failure stay not-ready with the reason."""
         for path in self.workspace.sweep_temporary_files():
             logger.warning("removed %s, left by an interrupted write", path)
-        self._seen_pointer = self.workspace.pointer_state()
         try:
-            model, record, gallery, self._gallery_dir = self.workspace.load_active()
+            self._seen_pointer = self.galleries.state()
+            model, record, gallery = self.galleries.load_active()
         except AeseekError as error:
             self.not_ready_reason = str(error)
             logger.warning("not ready: %s", error)
@@ -198,9 +199,9 @@ class Runtime:
         logger.info("loaded model %s (%s) and a gallery of %d images", record.version, record.variant, len(gallery))
 
     def follow_active(self) -> bool:
-        """Catch up with an activation or gallery change another process made (another serving worker,
-        the CLI): load what active.json now names and swap it in. True when something changed."""
-        if self.workspace.pointer_state() == self._seen_pointer:
+        """Catch up with an activation or gallery change another process made (another serving worker or
+        replica, the CLI): load what the store now names active and swap it in. True when something changed."""
+        if self.galleries.state() == self._seen_pointer:
             return False  # the usual case, one small file read
         # Under the write lock: the writer cannot remove the gallery this process is about to load.
         with self._activation, self.workspace.write_lock():
@@ -208,11 +209,11 @@ class Runtime:
 
     def _catch_up(self) -> bool:
         # Called with self._activation held (and, before a change, the data directory's write lock).
-        state = self.workspace.pointer_state()
+        state = self.galleries.state()
         if state == self._seen_pointer:
             return False
         try:
-            model, record, gallery, directory = self.workspace.load_active()
+            model, record, gallery = self.galleries.load_active()
         except AeseekError as error:
             logger.warning("active.json changed but does not load (%s): serving what was loaded", error)
             self._seen_pointer = state
@@ -226,7 +227,7 @@ class Runtime:
             self.search = SearchService(snapshot, self.limits)
         else:
             self.search.swap(snapshot)
-        self._gallery_dir, self._seen_pointer, self.not_ready_reason = directory, state, None
+        self._seen_pointer, self.not_ready_reason = state, None
         logger.info("following a change made elsewhere: model %s, %d images", record.version, len(gallery))
         return True
 
@@ -265,10 +266,9 @@ class Runtime:
             service = self.require_search()
             snapshot = service.snapshot
             codes = snapshot.embed(torch.from_numpy(queries)).numpy()
-            gallery = snapshot.gallery.with_added(codes, labels, queries, metadata)
-            self.ensure_room(size_of(self._gallery_dir) if self._gallery_dir else 0)  # a whole new copy is written
+            gallery, added = snapshot.gallery.with_added(codes, labels, queries, metadata)
             self._switch_gallery(service, replace(snapshot, gallery=gallery))
-            return gallery.items[-len(uploads) :]
+            return added
 
     def remove_from_gallery(self, item_id: int) -> None:
         """Remove one item from the active gallery, save it, swap it in."""
@@ -281,11 +281,10 @@ class Runtime:
             self._switch_gallery(service, replace(snapshot, gallery=snapshot.gallery.without(item_id)))
 
     def _switch_gallery(self, service: SearchService, snapshot: Snapshot) -> None:
-        # Copy-on-write: the changed gallery goes to a new directory, then one atomic pointer
-        # write makes it the served one (see app/services/workspace.py), then searches see it.
-        directory = self.workspace.save_gallery(snapshot.gallery)
-        self.workspace.activate(snapshot.record.version, directory, replaces=self._gallery_dir)
-        self._gallery_dir, self._seen_pointer = directory, self.workspace.pointer_state()
+        # The store keeps the change (a new gallery directory and an atomic pointer write, or
+        # Milvus's own write), then searches see it.
+        self.galleries.commit(snapshot.gallery)
+        self._seen_pointer = self.galleries.state()
         service.swap(snapshot)
 
     def latent_projection(self, snapshot: Snapshot) -> LatentProjection:
@@ -294,7 +293,8 @@ class Runtime:
         with self._models_lock:
             cached = self._projections.get(gallery)
         if cached is None:
-            cached = latent_projection(gallery.index.vectors(np.array([item.id for item in gallery.items])))
+            codes, items = gallery.all_codes()
+            cached = latent_projection(codes, np.array([item.label for item in items]))
             with self._models_lock:
                 self._projections[gallery] = cached  # dropped with the gallery
         return cached
@@ -329,7 +329,7 @@ class Runtime:
             self._model_dir(version)
             if self.search is not None and self.search.snapshot.record.version == version:
                 raise ConflictError(f"model {version} answers searches; activate another model before deleting it")
-            self.workspace.forget_model(version)
+            self.galleries.forget_model(version)
             with self._models_lock:
                 self._models.pop(version, None)
                 for key in [key for key in self._model_pictures if key[0] == version]:
@@ -362,29 +362,9 @@ class Runtime:
         with self._activation, self.workspace.write_lock():
             self._catch_up()
             model, record = self.model(version)
-            spec = index_spec(self.settings)
             current = self.search.snapshot.gallery if self.search is not None else None
-            gallery_dir = self.workspace.find_gallery(version, self.settings.gallery)
-            try:
-                if gallery_dir is None:
-                    raise GalleryError(f"no gallery of model {version} yet")
-                gallery = Gallery.load(gallery_dir, expected_model_version=version)
-                if gallery.manifest.index_kind != spec.kind:
-                    raise GalleryError(f"the saved gallery is {gallery.manifest.index_kind}, {spec.kind} is asked for")
-                if gallery.manifest.index_params.get("rerank_neighbours", 0) != spec.rerank_neighbours:
-                    raise GalleryError("the saved gallery was built with other re-ranking settings")
-                if current is not None and [i.id for i in gallery.items] != [i.id for i in current.items]:
-                    raise GalleryError("the saved gallery's items differ from the gallery being served")
-            except GalleryError:
-                self.ensure_room(size_of(self._gallery_dir) if self._gallery_dir else 0)
-                source = (current.images, current.items) if current is not None else None
-                next_id = current.manifest.next_id if current is not None else 0
-                gallery_dir = self.workspace.build_gallery(
-                    version, self.settings.gallery, spec=spec, source=source, next_id=next_id
-                )
-                gallery = Gallery.load(gallery_dir, expected_model_version=version)
-            self.workspace.activate(version, gallery_dir)
-            self._gallery_dir, self._seen_pointer = gallery_dir, self.workspace.pointer_state()
+            gallery = self.galleries.activate(version, index_spec(self.settings), current)
+            self._seen_pointer = self.galleries.state()
             snapshot = Snapshot.of(model, record, gallery)
             if self.search is None:
                 self.search = SearchService(snapshot, self.limits)

@@ -38,6 +38,7 @@ from models.data.mnist import MnistSplit, Source, Split, load_mnist
 from models.errors import AeseekError, NotReadyError
 from models.registry import build_model
 from models.storage import atomic_write_json
+from models.training.distributed import SINGLE, Shard
 from models.training.trainer import ProgressCallback, train
 
 GalleryChoice = Literal["train", "test", "both"]
@@ -109,8 +110,12 @@ class Workspace:
         run_name: str | None = None,
         max_steps: int | None = None,
         should_stop: Callable[[], bool] | None = None,
+        shard: Shard = SINGLE,
     ) -> ModelRecord:
-        """Train a model on the training split and save it; a named run resumes where it stopped."""
+        """Train a model on the training split and save it; a named run resumes where it stopped.
+
+        With a `shard` of several ranks every rank calls this alike; rank 0 writes the run's state and
+        the model, and every rank returns its record."""
         images = self.split("train").images
         if config.training.train_subset is not None:
             images = images[: config.training.train_subset]
@@ -124,8 +129,13 @@ class Workspace:
             state_dir=state_dir,
             should_stop=should_stop,
             max_steps=max_steps,
+            shard=shard,
         )
-        return save_model(model, self.models_dir, history=result.as_dict())
+        if not shard.distributed:
+            return save_model(model, self.models_dir, history=result.as_dict())
+        record = save_model(model, self.models_dir, history=result.as_dict()) if shard.is_main else None
+        # Sharing the record is a collective: the other ranks wait here until rank 0 has written the model.
+        return ModelRecord(**shard.share_json(record.as_dict() if record is not None else None))
 
     def gallery_source(self, choice: GalleryChoice) -> tuple[np.ndarray, list[GalleryItem]]:
         """Images and metadata of a gallery made of MNIST splits; ids are consecutive from 0."""
@@ -207,11 +217,12 @@ class Workspace:
         return [current, *raw.get("previous", [])]
 
     @contextmanager
-    def write_lock(self) -> Iterator[None]:
+    def write_lock(self, name: str = "write") -> Iterator[None]:
         """Hold the data directory's write lock: one gallery change or activation at a time across every
-        process that shares it (serving workers, the CLI)."""
+        process that shares it (serving workers and replicas on a shared volume, the CLI). Another
+        `name` is another lock (the first start's training takes "bootstrap")."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".write.lock", "a+b") as handle:
+        with open(self.root / f".{name}.lock", "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -1,6 +1,9 @@
 """Tests."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,39 @@ def test_the_seed_exact_config_is_one_flag_away_and_sits_beside_the_default(
     methods = [row["method"] for row in json.loads(out)]
     assert methods[1] == f"conv {seed_exact}" and methods[2:] == ["raw pixels", "PCA-16"]
     assert run(capsys, *base, "train", "vae", "--seed-exact", "--dry-run")[0] == 2  # conv only
+
+
+def test_nproc_is_checked_before_anything_trains(
+    capsys: pytest.CaptureFixture[str], workspace_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = ["--data-dir", str(workspace_dir), "train", "conv"]
+    code, _, err = run(capsys, *base, "--nproc", "0")
+    assert code == 2 and "--nproc must be at least 1" in err
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
+    monkeypatch.setenv("RANK", "0")
+    code, _, err = run(capsys, *base, "--nproc", "2")
+    assert code == 2 and "under torchrun leave it out" in err
+    assert not (workspace_dir / "models").exists()
+
+
+@pytest.mark.slow
+def test_nproc_and_torchrun_train_the_same_model_across_two_processes(
+    capsys: pytest.CaptureFixture[str], workspace_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    base = ["--data-dir", str(workspace_dir)]
+    tiny = ["--set", "channels=[8,16,32]", "--epochs", "1", "--batch-size", "100", "--dry-run"]
+    code, out, err = run(capsys, *base, "train", "conv", *tiny, "--nproc", "2")
+    assert code == 0, err
+    version = out.strip()
+    assert f"saved model {version}" in err
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    ranks = subprocess.run(
+        [*torchrun, "-m", "app.cli", *base, "train", "conv", *tiny],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert ranks.returncode == 0, ranks.stderr
+    assert ranks.stdout.split() == [version]  # printed once, by rank 0

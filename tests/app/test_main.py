@@ -3,8 +3,6 @@
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,7 +18,7 @@ from index.gallery import Gallery
 from models.checkpoints import ModelRecord, load_model, read_record, save_model
 from models.data.preprocessing import DecodeLimits
 from models.registry import build_model
-from tests.helpers import free_port, png_of, tiny_config
+from tests.helpers import free_port, png_of, served_by, tiny_config, until
 
 
 def test_service_without_a_model_is_live_but_not_ready(tmp_path: Path) -> None:
@@ -47,20 +45,6 @@ def test_service_refuses_a_gallery_of_another_model(trained_dir: Path, tmp_path:
         message = ready.json()["message"]
         assert f"built with model {active.model_version}, but model {record.version} is loaded" in message
         assert "aeseek index build" in message
-
-
-def served_by(client: httpx.Client, query: bytes) -> tuple[str, list[int]]:
-    response = client.post("/api/v1/search", params={"k": 5}, files={"file": ("q.png", query)})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    return body["model"]["version"], [result["id"] for result in body["results"]]
-
-
-def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds  # an upper bound on waiting, not a performance assertion
-    while not condition():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.1)
 
 
 @pytest.mark.slow

@@ -127,5 +127,5 @@ def test_an_ivf_gallery_can_change_after_its_vectors_were_read(kind: str) -> Non
     spec = IndexSpec(kind=kind, nlist=16, nprobe=4, pq_bytes=4)  # type: ignore[arg-type]
     gallery = Gallery.build(codes, items, images, model_version="v", model_variant="conv", gallery="train", spec=spec)
     assert gallery.code(5) is not None  # a read by id (feedback, the latent map, filtered search)
-    grown = gallery.with_added(codes[:2], [1, 2], images[:2], [None, None])  # failed with an array direct map
+    grown, _ = gallery.with_added(codes[:2], [1, 2], images[:2], [None, None])  # failed with an array direct map
     assert len(grown.without(7)) == 3001 and grown.code(3000) is not None

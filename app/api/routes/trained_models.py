@@ -122,10 +122,9 @@ def get_latent_map(service: SearchServiceDep, runtime: RuntimeDep) -> LatentMap:
     projection, so a query's code (search with debug=true) can be placed on the same map."""
     snapshot = service.snapshot
     projection = runtime.latent_projection(snapshot)
-    gallery = snapshot.gallery
     points = [
-        (round(float(x), 4), round(float(y), 4), gallery.items[int(row)].label)
-        for row, (x, y) in zip(projection.rows, projection.points, strict=True)
+        (round(float(x), 4), round(float(y), 4), int(label))
+        for label, (x, y) in zip(projection.labels, projection.points, strict=True)
     ]
     xs, ys = projection.points[:, 0], projection.points[:, 1]
     return LatentMap(
@@ -149,10 +148,9 @@ def get_latent_map_png(service: SearchServiceDep, runtime: RuntimeDep) -> Respon
     """The 2-D PCA of the active gallery's codes as a PNG scatter plot, coloured by digit."""
     snapshot = service.snapshot
     projection = runtime.latent_projection(snapshot)
-    labels = np.array([snapshot.gallery.items[int(row)].label for row in projection.rows])
     title = f"{snapshot.record.variant} {snapshot.record.version}: PCA of {len(snapshot.gallery):,} codes"
     picture = runtime.gallery_picture(
-        snapshot.gallery, "latent-map", lambda: scatter_png(projection.points, labels, title)
+        snapshot.gallery, "latent-map", lambda: scatter_png(projection.points, projection.labels, title)
     )
     return Response(picture, media_type="image/png")
 
