@@ -21,10 +21,11 @@ from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from models.base import Autoencoder, AutoencoderConfig
+from models.data.augment import distort
 from models.variants.losses import gaussian_kl
 
 TRUNK_SHAPE = (256, 4, 4)
@@ -41,6 +42,14 @@ class ConvConfig(AutoencoderConfig):
     )
     code_activation: Literal["linear", "relu"] = Field(
         "linear", description="Activation on the code: the seed's ReLU or linear (measured better)."
+    )
+    augment: bool = Field(
+        False,
+        description="Train on randomly distorted views (rotation, scale, shear, shift, stroke width) with the "
+        "clean image as the reconstruction target, so the code ignores what same-digit uploads vary in.",
+    )
+    consistency: float = Field(
+        0.0, ge=0, description="With augment: weight of a term pulling the codes of two views of an image together."
     )
 
 
@@ -125,8 +134,19 @@ class ConvAutoencoder(Autoencoder):
         return self.decoder(z)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
-        reconstruction = F.mse_loss(self(x), x)
-        return {"loss": reconstruction, "reconstruction": reconstruction}
+        if not (self.training and self.config.augment):
+            reconstruction = F.mse_loss(self(x), x)
+            return {"loss": reconstruction, "reconstruction": reconstruction}
+        # Denoising-style training on distortions: a distorted view in, the clean image out.
+        code = self.encode(distort(x))
+        reconstruction = F.mse_loss(self.decode(code), x)
+        parts = {"reconstruction": reconstruction}
+        total = reconstruction
+        if self.config.consistency > 0:
+            agreement = F.mse_loss(code, self.encode(distort(x)))
+            parts["consistency"] = agreement
+            total = total + self.config.consistency * agreement
+        return {"loss": total, **parts}
 
 
 class ConvVAEConfig(ConvConfig):
@@ -137,6 +157,12 @@ class ConvVAEConfig(ConvConfig):
         "linear", description="Activation on E1's mean code (linear is the usual choice)."
     )
     beta: float = Field(1.0, ge=0, description="Weight of the KL term (beta-VAE; 1 is the plain VAE).")
+
+    @model_validator(mode="after")
+    def _no_distorted_views(self) -> ConvVAEConfig:
+        if self.augment or self.consistency:
+            raise ValueError("augment and consistency are conv's: the VAE's loss has no distorted views")
+        return self
 
 
 class ConvVariationalAutoencoder(ConvAutoencoder):

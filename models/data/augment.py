@@ -1,0 +1,58 @@
+"""Random distortions of digit images for training: what a same-digit upload varies in.
+
+Each image of a batch gets its own small rotation, scale, shear and shift (one affine warp)
+and, for a third of the batch each, thicker or thinner strokes (halfway to a 3x3 grey dilation
+or erosion). Inputs and outputs are (B, 1, 28, 28) tensors in [-1, 1] with -1 as the background,
+as `ConvAutoencoder.prepare` makes them. Randomness comes from torch's global generator, so a
+seeded training run distorts the same way every time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+MAX_ROTATION_DEG = 12.0
+SCALE_RANGE = (0.88, 1.12)
+MAX_SHEAR = 0.15
+MAX_SHIFT = 0.1  # of the half-width: about 1.4 pixels
+
+
+def _uniform(count: int, low: float, high: float) -> Tensor:
+    return torch.rand(count) * (high - low) + low
+
+
+def random_affine(x: Tensor) -> Tensor:
+    """Each image warped by its own random rotation, scale, shear and shift; the background stays -1."""
+    count = x.shape[0]
+    angle = _uniform(count, -MAX_ROTATION_DEG, MAX_ROTATION_DEG) * (math.pi / 180.0)
+    scale = _uniform(count, *SCALE_RANGE)
+    shear = _uniform(count, -MAX_SHEAR, MAX_SHEAR)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin + shear, _uniform(count, -MAX_SHIFT, MAX_SHIFT)], dim=1),
+            torch.stack([sin, cos, _uniform(count, -MAX_SHIFT, MAX_SHIFT)], dim=1),
+        ],
+        dim=1,
+    ).to(x)  # (B, 2, 3): where each output pixel samples the input
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Sampled as ink (x + 1 >= 0) so that pixels from outside the image are background.
+    return F.grid_sample(x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
+
+
+def random_stroke_width(x: Tensor) -> Tensor:
+    """A third of the images with thicker strokes, a third thinner, the rest as they were."""
+    choice = torch.randint(0, 3, (x.shape[0],), device=x.device).view(-1, 1, 1, 1)
+    # Halfway to a full 3x3 dilation or erosion: a whole pixel erodes most of a thin MNIST stroke.
+    thicker = (x + F.max_pool2d(x, 3, stride=1, padding=1)) / 2
+    thinner = (x - F.max_pool2d(-x, 3, stride=1, padding=1)) / 2
+    return torch.where(choice == 1, thicker, torch.where(choice == 2, thinner, x))
+
+
+def distort(x: Tensor) -> Tensor:
+    """A random view of each image: stroke width, then an affine warp."""
+    return random_affine(random_stroke_width(x))

@@ -1,0 +1,58 @@
+"""Training distortions: small, seeded, ink-preserving; and the conv config that trains on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from models.data.augment import distort, random_affine, random_stroke_width
+from models.registry import build_model, config_from_dict
+from models.variants.conv import ConvAutoencoder
+
+
+def _digits(full_mnist: dict) -> torch.Tensor:
+    images = torch.from_numpy(np.array(full_mnist["train"].images[:64]))
+    return images.unsqueeze(1).float().div(127.5).sub(1.0)
+
+
+def test_distortions_keep_range_background_and_most_ink(full_mnist: dict) -> None:
+    x = _digits(full_mnist)
+    torch.manual_seed(0)
+    views = distort(x)
+    assert views.shape == x.shape and views.min() >= -1.0 - 1e-6 and views.max() <= 1.0 + 1e-6
+    blank = -torch.ones(4, 1, 28, 28)
+    assert torch.equal(random_affine(blank), blank) and torch.equal(random_stroke_width(blank), blank)
+    ink, moved = (x + 1).sum(dim=(1, 2, 3)), (views + 1).sum(dim=(1, 2, 3))
+    assert ((moved / ink) > 0.25).all()  # at most 12 degrees, 12 % and 1.4 px: the digit stays in frame
+    assert not torch.allclose(views, x)
+
+
+def test_distortions_are_seeded(full_mnist: dict) -> None:
+    x = _digits(full_mnist)
+    torch.manual_seed(3)
+    first = distort(x)
+    torch.manual_seed(3)
+    assert torch.equal(distort(x), first)
+
+
+def test_conv_with_augment_trains_on_views_and_evaluates_on_clean_images(full_mnist: dict) -> None:
+    model = build_model(
+        config_from_dict({"variant": "conv", "channels": [8, 8, 8], "augment": True, "consistency": 0.5})
+    )
+    assert isinstance(model, ConvAutoencoder)
+    x = _digits(full_mnist)
+    model.train()
+    with torch.no_grad():
+        parts = model.loss(x)
+    assert set(parts) == {"loss", "reconstruction", "consistency"}
+    assert parts["loss"] == pytest.approx(float(parts["reconstruction"] + 0.5 * parts["consistency"]), rel=1e-5)
+    model.eval()
+    with torch.no_grad():
+        assert set(model.loss(x)) == {"loss", "reconstruction"}  # evaluation reconstructs the clean image
+
+
+def test_the_vae_refuses_distorted_views() -> None:
+    with pytest.raises(ValidationError, match="distorted views"):
+        config_from_dict({"variant": "conv_vae", "augment": True})
