@@ -26,9 +26,10 @@ from pymilvus.exceptions import MilvusException
 
 from index.backend import IndexSpec
 from index.gallery import FORMAT_VERSION, Gallery, GalleryError, GalleryItem, Manifest, Neighbour, similarity
-from models.errors import InvalidRequestError
+from models.errors import ErrorCode, InvalidRequestError, NotReadyError
 
 IMAGE_SIDE = 28
+CONNECT_TIMEOUT_S = 5.0
 INSERT_BATCH = 5000
 QUERY_BATCH = 10_000  # under Milvus's limit of 16,384 rows per query
 ITEM_FIELDS = ["id", "label", "split", "position", "metadata"]
@@ -37,6 +38,12 @@ NEXT_ID_PROPERTY = "aeseek.next_id"
 # aeseek's index kinds as Milvus index types; Milvus Lite has no IVF_PQ (it says so and scans).
 MILVUS_INDEX_TYPES = {"Flat": "FLAT", "IVF": "IVF_FLAT", "HNSW": "HNSW", "IVFPQ": "IVF_PQ"}
 LITE_INDEX_KINDS = ("Flat", "IVF", "HNSW")
+
+
+class MilvusUnavailableError(NotReadyError):
+    """Milvus did not answer or failed a call: the service waits for it (503), it is not the request's fault."""
+
+    code = ErrorCode.NOT_READY
 
 
 def is_server_uri(uri: str) -> bool:
@@ -89,15 +96,29 @@ class MilvusStore:
             )
         self.uri = uri
         self.prefix = prefix
-        self.client = MilvusClient(uri=uri, token=token)
+        self._token = token
+        self._client: MilvusClient | None = None
         # Milvus Lite's local engine is one process's; calls into it are serialised here.
         self._lock = threading.Lock() if not is_server_uri(uri) else None
 
+    @property
+    def client(self) -> MilvusClient:
+        """The pymilvus client, connected on first use (a service starts, and waits, while Milvus is down)."""
+        if self._client is None:
+            try:
+                self._client = MilvusClient(uri=self.uri, token=self._token, timeout=CONNECT_TIMEOUT_S)
+            except MilvusException as error:
+                raise MilvusUnavailableError(f"Milvus ({self.uri}) cannot be reached: {error.message}") from error
+        return self._client
+
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if self._lock is None:
-            return getattr(self.client, method)(*args, **kwargs)
-        with self._lock:
-            return getattr(self.client, method)(*args, **kwargs)
+        try:
+            if self._lock is None:
+                return getattr(self.client, method)(*args, **kwargs)
+            with self._lock:
+                return getattr(self.client, method)(*args, **kwargs)
+        except MilvusException as error:
+            raise MilvusUnavailableError(f"Milvus ({self.uri}) failed {method}: {error.message}") from error
 
     def alias(self, gallery: str) -> str:
         """The alias naming the active collection of a gallery."""
@@ -110,7 +131,7 @@ class MilvusStore:
             return None  # asked first: describing a missing alias makes pymilvus log a traceback
         try:
             return str(self._call("describe_alias", alias)["collection_name"])
-        except MilvusException:  # dropped in between
+        except MilvusUnavailableError:  # dropped in between
             return None
 
     def collections(self, version: str | None = None, gallery: str | None = None) -> list[str]:
@@ -118,7 +139,10 @@ class MilvusStore:
         names = [name for name in self._call("list_collections") if name.startswith(f"{self.prefix}_")]
         found = []
         for name in names:
-            manifest = self.read_manifest(name, count=False)
+            try:
+                manifest = self.read_manifest(name, count=False)
+            except MilvusUnavailableError:  # dropped since it was listed
+                continue
             if manifest is None or (version and manifest.model_version != version):
                 continue
             if gallery and manifest.gallery != gallery:
@@ -222,7 +246,7 @@ class MilvusStore:
             properties = self._call("describe_collection", name).get("properties", {})
             raw = json.loads(properties[MANIFEST_PROPERTY])
             next_id = int(properties[NEXT_ID_PROPERTY])
-        except (KeyError, ValueError, MilvusException):
+        except (KeyError, ValueError):
             return None
         live = self.count(name) if count else raw["count"]
         return Manifest(**{**raw, "count": live, "next_id": next_id})

@@ -201,8 +201,12 @@ class Runtime:
     def follow_active(self) -> bool:
         """Catch up with an activation or gallery change another process made (another serving worker or
         replica, the CLI): load what the store now names active and swap it in. True when something changed."""
-        if self.galleries.state() == self._seen_pointer:
-            return False  # the usual case, one small file read
+        try:
+            if self.galleries.state() == self._seen_pointer:
+                return False  # the usual case: one small file read, or one Milvus call
+        except NotReadyError as error:  # Milvus unreachable: keep serving what is loaded, try again later
+            logger.warning("cannot check for changes made elsewhere: %s", error)
+            return False
         # Under the write lock: the writer cannot remove the gallery this process is about to load.
         with self._activation, self.workspace.write_lock():
             return self._catch_up()

@@ -20,7 +20,7 @@ from PIL import Image
 
 from app.services.workspace import Workspace
 from models.data.mnist import MnistSplit
-from tests.helpers import encode, png_of, serve, tiny_config
+from tests.helpers import encode, free_port, png_of, serve, tiny_config
 
 KEY = "backends-test-key-0123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -144,3 +144,17 @@ def test_a_swap_under_load_never_mixes_versions(
     assert after != before
     expected = {first: before, second: after}
     assert answers and all(found == expected[version] for version, found in answers)
+
+
+def test_an_unreachable_milvus_leaves_the_service_live_but_not_ready(
+    trained_copy: Path, full_mnist: dict[str, MnistSplit]
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with serve(trained_copy, index_backend="milvus", milvus_uri=dead, milvus_prefix="nothing") as client:
+        assert client.get("/api/v1/health").status_code == 200
+        ready = client.get("/api/v1/ready")
+        assert ready.status_code == 503 and "cannot be reached" in ready.json()["message"]
+        search = client.post(
+            "/api/v1/search", files=[("file", ("q.png", png_of(np.zeros((28, 28), np.uint8) + 255), "image/png"))]
+        )
+        assert search.status_code == 503 and search.json()["code"] == "not_ready"
