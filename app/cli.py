@@ -71,7 +71,10 @@ def build_config(args: argparse.Namespace) -> AutoencoderConfig:
     if getattr(args, "seed_exact", False):
         if args.variant not in ("conv", "conv_vae"):
             raise InvalidRequestError("--seed-exact is the seed's conv autoencoder: use it with conv or conv_vae")
-        raw["code_activation"] = "relu"  # the chapter's E1 puts ReLU on the code; the loss is already plain MSE
+        # The chapter's E1 puts ReLU on the code and trains on plain reconstruction (no distorted views).
+        raw["code_activation"] = "relu"
+        if args.variant == "conv":
+            raw["augment"] = False
     config = config_from_dict(raw)
     check_size(config)
     return config
