@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,16 @@ from tqdm import tqdm
 
 from app.client import DEFAULT_URL, ClientError, answers_json, format_answers, search_images
 from app.progress import TrainingBar
+from app.rendering.plots import labelled_grid_png
 from app.services.distributed import train_as_rank, train_model
 from app.services.distributed_index import build_across
-from app.services.evaluation import evaluate_and_record, feedback_precision, format_table, robustness_precision
+from app.services.evaluation import (
+    evaluate_and_record,
+    feedback_precision,
+    format_table,
+    hardest_queries,
+    robustness_precision,
+)
 from app.services.galleries import MilvusGalleryStore, milvus_store
 from app.services.jobs.foreground import run_foreground_worker
 from app.services.observability import configure_logging
@@ -32,6 +40,7 @@ from models.base import AutoencoderConfig
 from models.checkpoints import list_models, load_model
 from models.errors import AeseekError, InvalidRequestError, NotFoundError
 from models.registry import DEFAULT_VARIANT, VARIANTS, build_model, check_size, config_from_dict, default_config
+from models.storage import atomic_write_bytes
 from models.summary import describe
 from models.training.distributed import launched_rank
 
@@ -204,6 +213,8 @@ def command_eval(args: argparse.Namespace, settings: Settings) -> int:
     version = _resolve_version(settings, args.model)
     if args.robustness:
         return _eval_robustness(args, workspace, version)
+    if args.hardest:
+        return _eval_hardest(args, workspace, version)
     if args.feedback:
         model, _ = load_model(workspace.models_dir / version)
         train, test = workspace.split("train"), workspace.split("test")
@@ -227,6 +238,29 @@ def command_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
         print(format_table(rows))
+    return 0
+
+
+def _eval_hardest(args: argparse.Namespace, workspace: Workspace, version: str) -> int:
+    """The protocol's hardest queries for a model, with their neighbours, as a PNG (and JSON with --json)."""
+    model, _ = load_model(workspace.models_dir / version)
+    train, test = workspace.split("train"), workspace.split("test")
+    print("embedding 70,000 images; ranking the 10,000 queries by P@10", file=sys.stderr)
+    hard = hardest_queries(
+        embed_images(model, train.images), train.labels, embed_images(model, test.images), test.labels, args.hardest
+    )
+    rows = [
+        (f"test {h.query}: {h.label}, P@10 {h.precision:.1f}\n{' '.join(map(str, h.neighbour_labels))}",
+         [test.images[h.query], *train.images[h.neighbours]])
+        for h in hard
+    ]  # fmt: skip
+    title = f"conv {version}: the {len(hard)} hardest of 10,000 test queries (query, then its 10 nearest)"
+    out = args.out or Path(f"hardest-{version}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, labelled_grid_png(rows, title))
+    if args.json:
+        print(json.dumps([asdict(h) for h in hard]))
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -495,6 +529,10 @@ def _parser() -> argparse.ArgumentParser:
         "--robustness", action="store_true", help="P@10 per source of user-like uploads (app/bench/robustness.py)."
     )
     evaluate.add_argument("--also", action="append", metavar="VERSION", help="More models in the same table.")
+    evaluate.add_argument(
+        "--hardest", type=int, metavar="N", help="Draw the N hardest protocol queries and neighbours."
+    )
+    evaluate.add_argument("--out", type=Path, help="--hardest: where the PNG goes (default hardest-VERSION.png).")
     evaluate.set_defaults(handler=command_eval)
 
     models = commands.add_parser("models", help="Inspect and activate models.").add_subparsers(

@@ -83,5 +83,5 @@ def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
 def _png(figure: Figure) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", bbox_inches="tight")  # tick labels of any length stay inside
     return buffer.getvalue()

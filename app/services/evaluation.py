@@ -230,3 +230,36 @@ def robustness_precision(
         hits[usable] = (train.labels[exact_neighbours(gallery, codes, k)] == label_array[usable, None]).mean(axis=1)
         table[name] = {source: float(hits[source_array == source].mean()) for source in dict.fromkeys(sources)}
     return table
+
+
+@dataclass(frozen=True)
+class HardQuery:
+    """A protocol query the model answers worst: its test index and label, and its top neighbours."""
+
+    query: int
+    label: int
+    precision: float
+    neighbours: list[int]  # gallery (training set) indexes, nearest first
+    neighbour_labels: list[int]
+
+
+def hardest_queries(
+    gallery_codes: np.ndarray,
+    gallery_labels: np.ndarray,
+    query_codes: np.ndarray,
+    query_labels: np.ndarray,
+    count: int = 12,
+    k: int = 10,
+) -> list[HardQuery]:
+    """The `count` queries with the lowest P@k (ties: the nearest wrong neighbour closest), worst first."""
+    found = exact_neighbours(gallery_codes, query_codes, k)
+    hits = gallery_labels[found] == query_labels[:, None]
+    precision = hits.mean(axis=1)
+    # Among equally bad queries, those whose first neighbour is already wrong and confidently so come first.
+    first_distance = np.linalg.norm(gallery_codes[found[:, 0]] - query_codes, axis=1)
+    order = np.lexsort((first_distance, precision))[:count]
+    return [
+        HardQuery(int(q), int(query_labels[q]), float(precision[q]), found[q].tolist(),
+                  gallery_labels[found[q]].tolist())
+        for q in order
+    ]  # fmt: skip

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from app.cli import ensure_ready, main
 from app.services.workspace import Workspace
@@ -101,6 +102,22 @@ def test_eval_simulates_relevance_feedback(
     assert code == 0, err
     rounds = json.loads(out)["p_at_10_by_round"]
     assert len(rounds) == 3 and rounds[1] > rounds[0] and rounds[2] >= rounds[1]  # each round helps
+
+
+def test_eval_draws_the_hardest_queries_worst_first(
+    capsys: pytest.CaptureFixture[str], trained_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    out_png = tmp_path / "hard.png"
+    code, out, err = run(
+        capsys, "--data-dir", str(trained_copy), "eval", "--hardest", "5", "--out", str(out_png), "--json"
+    )
+    assert code == 0, err
+    hard = json.loads(out)
+    assert len(hard) == 5 and [h["precision"] for h in hard] == sorted(h["precision"] for h in hard)
+    for h in hard:  # each one's precision is what its neighbours' labels say
+        assert h["precision"] == sum(label == h["label"] for label in h["neighbour_labels"]) / 10
+    assert Image.open(out_png).size[0] > 11 * 28  # the query and its 10 neighbours side by side
 
 
 def test_the_seed_exact_config_is_one_flag_away_and_sits_beside_the_default(
