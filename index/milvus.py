@@ -265,18 +265,13 @@ class MilvusStore:
         return list(self._call("query", name, filter=expression, output_fields=fields, limit=QUERY_BATCH))
 
     def scan(self, name: str, fields: list[str]) -> Iterator[dict[str, Any]]:
-        """Every row of a collection, in id order, in pages."""
-        last = -1
-        while True:
-            page = self.query(name, f"id > {last}", fields)
-            if not page:
-                return
-            page.sort(key=lambda row: int(row["id"]))
-            if len(page) < QUERY_BATCH:
-                yield from page
-                return
-            yield from page
-            last = int(page[-1]["id"])
+        """Every row of a collection, in id order, in windows of ids (a window never holds more rows
+        than one query returns, so no row is skipped; a limit alone returns an arbitrary subset)."""
+        manifest = self.read_manifest(name, count=False)
+        end = manifest.next_id if manifest is not None else 0
+        for low in range(0, end, QUERY_BATCH):
+            window = self.query(name, f"id >= {low} and id < {low + QUERY_BATCH}", fields)
+            yield from sorted(window, key=lambda row: int(row["id"]))
 
     def search(
         self, name: str, queries: np.ndarray, k: int, spec: IndexSpec, expression: str = ""

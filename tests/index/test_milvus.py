@@ -61,6 +61,17 @@ def test_flat_answers_as_faiss_exact_search_with_items_images_and_filters(store:
         gallery.search(queries, 10, 42)
 
 
+def test_a_full_scan_pages_through_every_row_in_id_order(store: MilvusStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    gallery, reference = _build(store, IndexSpec())
+    gallery.without(5)
+    monkeypatch.setattr("index.milvus.QUERY_BATCH", 300)  # pages far smaller than the gallery
+    want = [item for item in reference.items if item.id != 5]
+    assert gallery.items == want
+    codes, items = gallery.all_codes()
+    assert items == want and np.allclose(codes, reference.codes(np.array([item.id for item in want])))
+    assert len(gallery.images) == COUNT - 1
+
+
 def test_added_items_get_fresh_ids_that_are_never_reused(store: MilvusStore) -> None:
     gallery, _ = _build(store, IndexSpec())
     codes = np.full((2, DIM), 9.0, dtype=np.float32)
