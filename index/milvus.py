@@ -24,7 +24,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from index.backend import IndexSpec
+from index.backend import IndexOperationError, IndexSpec
 from index.gallery import FORMAT_VERSION, Gallery, GalleryError, GalleryItem, Manifest, Neighbour, similarity
 from models.errors import ErrorCode, InvalidRequestError, NotReadyError
 
@@ -151,14 +151,14 @@ class MilvusStore:
         return [name for _, name in sorted(found)]
 
     def check_spec(self, spec: IndexSpec) -> None:
-        """GalleryError when this Milvus cannot build the index kind (Milvus Lite: no IVF_PQ)."""
+        """IndexOperationError (409) when this Milvus cannot build the index kind (Milvus Lite: no IVF_PQ)."""
         if self._lock is not None and spec.kind not in LITE_INDEX_KINDS:
-            raise GalleryError(
+            raise IndexOperationError(
                 f"Milvus Lite cannot build a {spec.kind} index (it has {', '.join(LITE_INDEX_KINDS)}); "
                 "use a Milvus server (AESEEK_MILVUS_URI=http://host:19530) or another AESEEK_INDEX_KIND"
             )
         if spec.rerank_neighbours:
-            raise GalleryError("re-ranking (AESEEK_RERANK_NEIGHBOURS) needs the FAISS backend")
+            raise IndexOperationError("re-ranking (AESEEK_RERANK_NEIGHBOURS) needs the FAISS backend")
 
     def create(
         self,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.backend import IndexSpec
-from index.gallery import Gallery, GalleryError, GalleryItem
+from index.backend import IndexOperationError, IndexSpec
+from index.gallery import Gallery, GalleryItem
 from index.milvus import MilvusGallery, MilvusStore
 from models.errors import InvalidRequestError
 
@@ -101,7 +101,7 @@ def test_the_alias_names_the_active_collection_and_switches_atomically(store: Mi
 def test_approximate_index_kinds_map_to_milvus_and_find_the_true_neighbours(store: MilvusStore, kind: str) -> None:
     spec = IndexSpec(kind=kind, nlist=16, nprobe=16, pq_bytes=8)  # type: ignore[arg-type]
     if kind == "IVFPQ" and store.uri.endswith(".db"):
-        with pytest.raises(GalleryError, match="Milvus Lite cannot build a IVFPQ"):
+        with pytest.raises(IndexOperationError, match="Milvus Lite cannot build a IVFPQ"):
             _build(store, spec)
         return
     gallery, reference = _build(store, spec)

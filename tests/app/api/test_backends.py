@@ -158,3 +158,12 @@ def test_an_unreachable_milvus_leaves_the_service_live_but_not_ready(
             "/api/v1/search", files=[("file", ("q.png", png_of(np.zeros((28, 28), np.uint8) + 255), "image/png"))]
         )
         assert search.status_code == 503 and search.json()["code"] == "not_ready"
+
+
+def test_an_index_kind_milvus_lite_lacks_is_a_409_naming_it(trained_copy: Path, tmp_path: Path) -> None:
+    lite = {"index_backend": "milvus", "milvus_uri": str(tmp_path / "lite.db"), "index_kind": "IVFPQ"}
+    with serve(trained_copy, headers=AUTH, api_keys=KEY, **lite) as client:
+        version = Workspace(trained_copy).active().model_version  # type: ignore[union-attr]
+        response = client.post(f"/api/v1/models/{version}/activate")
+        assert response.status_code == 409 and "Milvus Lite cannot build a IVFPQ" in response.json()["message"]
+        assert client.get("/api/v1/ready").status_code == 503  # nothing half-built became active
