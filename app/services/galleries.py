@@ -200,6 +200,7 @@ class MilvusGalleryStore:
         for name in self.store.collections(version=version):
             if name != active:
                 self.store.drop(name)
+        self.workspace.forget_model(version)  # the model's files on the shared volume
 
 
 def open_gallery_store(settings: Settings, workspace: Workspace, ensure_room: Callable[[int], None]) -> GalleryStore:

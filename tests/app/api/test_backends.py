@@ -18,9 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.services.galleries import milvus_store
 from app.services.workspace import Workspace
 from models.data.mnist import MnistSplit
-from tests.helpers import encode, free_port, png_of, serve, tiny_config
+from tests.helpers import encode, free_port, png_of, serve, serving_settings, tiny_config
 
 KEY = "backends-test-key-0123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -167,3 +168,19 @@ def test_an_index_kind_milvus_lite_lacks_is_a_409_naming_it(trained_copy: Path, 
         response = client.post(f"/api/v1/models/{version}/activate")
         assert response.status_code == 409 and "Milvus Lite cannot build a IVFPQ" in response.json()["message"]
         assert client.get("/api/v1/ready").status_code == 503  # nothing half-built became active
+
+
+def test_deleting_a_model_removes_its_files_and_its_galleries(
+    served: TestClient, trained_copy: Path, backend: dict[str, Any]
+) -> None:
+    first = served.get("/api/v1/ready").json()["model"]["version"]
+    second = Workspace(trained_copy, "idx").train(tiny_config(seed=3, epochs=1)).version
+    assert served.post(f"/api/v1/models/{second}/activate").status_code == 200
+    assert served.delete(f"/api/v1/models/{second}").status_code == 409  # it answers searches
+    assert served.post(f"/api/v1/models/{first}/activate").status_code == 200
+    assert served.delete(f"/api/v1/models/{second}").status_code == 204
+    assert served.get(f"/api/v1/models/{second}").status_code == 404
+    assert not (trained_copy / "models" / second).exists()
+    if backend["index_backend"] == "milvus":
+        store = milvus_store(serving_settings(trained_copy, **backend))
+        assert store.collections(version=second) == [] and store.collections(version=first)
