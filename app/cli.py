@@ -104,7 +104,6 @@ def index_and_activate(
     """Embed the gallery with a model (with a progress bar), optionally make it active; returns where it went."""
     workspace, choice = _workspace(settings), gallery or settings.gallery
     spec = spec or index_spec(settings)
-    images, _ = workspace.gallery_source(choice)
     milvus = (
         MilvusGalleryStore(workspace, choice, milvus_store(settings)) if settings.index_backend == "milvus" else None
     )
@@ -113,6 +112,7 @@ def index_and_activate(
         target = build_across(settings, version, choice, spec, nproc)
         directory = Path(target)
     else:
+        images, _ = workspace.gallery_source(choice)
         with tqdm(total=len(images), unit="img", desc=f"indexing {choice} with {version}") as bar:
             if milvus is not None:
                 target = milvus.build(version, spec, None, on_batch=bar.update)

@@ -7,7 +7,8 @@ switching it is atomic for every process that reads it. A loaded gallery searche
 collection it was opened on, never the alias, so a switch cannot mix two model versions in
 one answer. Reads use Session consistency: a process sees its own writes at once and other
 processes' writes within Milvus's time tick (about 200 ms); Strong consistency would make every
-search wait for that tick (320 ms a query measured here, against 1.7 ms).
+search wait for that tick (320 ms a query against 1.7 ms in a one-off pymilvus timing on the
+embedded server, 2026-11-29; not a repository command).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class MilvusStore:
         images: np.ndarray,
     ) -> str:
         """A new collection holding these items, indexed per `spec` (the manifest says so), loaded; returns its name."""
-        name = self.create_empty(manifest, spec, len(items))
+        name = self.create_empty(manifest.model_version, manifest.gallery, manifest.dim, spec, len(items))
         try:
             self.insert(name, items, codes, images)
             self.seal(name, manifest, spec)
@@ -178,13 +179,13 @@ class MilvusStore:
             raise
         return name
 
-    def create_empty(self, manifest: Manifest, spec: IndexSpec, count: int) -> str:
+    def create_empty(self, model_version: str, gallery: str, dim: int, spec: IndexSpec, count: int) -> str:
         """An empty collection for a gallery of `count` items (filled by `insert`, then `seal`); returns its name."""
         self.check_spec(spec)
-        name = f"{self.prefix}_{manifest.model_version}_{manifest.gallery}_{uuid.uuid4().hex[:8]}"
+        name = f"{self.prefix}_{model_version}_{gallery}_{uuid.uuid4().hex[:8]}"
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("code", DataType.FLOAT_VECTOR, dim=manifest.dim)
+        schema.add_field("code", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("label", DataType.INT64)
         schema.add_field("split", DataType.VARCHAR, max_length=16)
         schema.add_field("position", DataType.INT64)

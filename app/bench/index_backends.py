@@ -24,7 +24,7 @@ from app.bench.index_scale import QUERIES, SINGLE_QUERIES, mixture_sample
 from app.services.workspace import embed_images
 from index.backend import IndexSpec
 from index.gallery import Gallery, GalleryItem
-from index.milvus import MilvusStore
+from index.milvus import MilvusGallery, MilvusStore
 
 BACKENDS = ("faiss", "milvus-lite", "milvus")
 SIZES = (60_000, 1_000_000)
@@ -36,20 +36,22 @@ def _recall(truth: np.ndarray, found: list[list[int]]) -> float:
     return float(np.mean([len(set(t) & set(f)) / truth.shape[1] for t, f in zip(truth.tolist(), found, strict=True)]))
 
 
-def _build(backend: str, spec: IndexSpec, codes: np.ndarray, images: np.ndarray, uri: str) -> tuple[Gallery, Any]:
+def _build(backend: str, spec: IndexSpec, codes: np.ndarray, images: np.ndarray, uri: str) -> Gallery:
     items = [GalleryItem(i, "train", i, 0) for i in range(len(codes))]
     local = Gallery.build(codes, items, images, model_version="bench", model_variant="conv", gallery="train", spec=spec)
     if backend == "faiss":
-        return local, None
+        return local
     store = MilvusStore(uri, f"bench{uuid.uuid4().hex[:8]}")
-    return store.open(store.create(local.manifest, spec, items, codes, images)), store
+    return store.open(store.create(local.manifest, spec, items, codes, images))
 
 
-def _measure(backend: str, kind: str, codes: np.ndarray, queries: np.ndarray, truth: np.ndarray, uri: str) -> dict:
+def _measure(
+    backend: str, kind: str, codes: np.ndarray, queries: np.ndarray, truth: np.ndarray, uri: str
+) -> dict[str, Any]:
     spec = IndexSpec(kind=kind, **(HNSW if kind == "HNSW" else {}))  # type: ignore[arg-type]
     images = np.zeros((len(codes), 28, 28), dtype=np.uint8)  # stored as the service stores images
     started = time.perf_counter()
-    gallery, store = _build(backend, spec, codes, images, uri)
+    gallery = _build(backend, spec, codes, images, uri)
     build_s = time.perf_counter() - started
     try:
         started = time.perf_counter()
@@ -60,14 +62,16 @@ def _measure(backend: str, kind: str, codes: np.ndarray, queries: np.ndarray, tr
             gallery.search(query[None], 10)
         single = SINGLE_QUERIES / (time.perf_counter() - started)
     finally:
-        if store is not None:
-            store.drop(gallery.name)  # type: ignore[attr-defined]
-            store.client.close()
+        if isinstance(gallery, MilvusGallery):
+            gallery.store.drop(gallery.name)
+            gallery.store.client.close()
     return {"backend": backend, "kind": kind, "size": len(codes), "build_s": build_s,
             "recall_at_10": _recall(truth, found), "single_qps": single, "batched_qps": batched}  # fmt: skip
 
 
-def run_index_backends(bench: Bench, backends: list[str], uri: str, lite_path: str, max_size: int | None) -> list[dict]:
+def run_index_backends(
+    bench: Bench, backends: list[str], uri: str, lite_path: str, max_size: int | None
+) -> list[dict[str, Any]]:
     """Measure every backend at every size; write index-backends.json and .md."""
     from models.checkpoints import load_model
 

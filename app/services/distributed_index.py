@@ -25,7 +25,7 @@ import numpy as np
 import torch.distributed as dist
 
 from app.services.distributed import rank_failure, record_rank_error, start_ranks, stop_ranks
-from app.services.galleries import milvus_store
+from app.services.galleries import gallery_manifest, milvus_store
 from app.services.workspace import GalleryChoice, Workspace, embed_images
 from app.settings import Settings
 from index.backend import IndexSpec
@@ -63,33 +63,29 @@ def build_as_rank(settings: Settings, version: str, choice: GalleryChoice, spec:
     bounds = np.linspace(0, len(items), shard.world_size + 1).astype(int)
     low, high = int(bounds[shard.rank]), int(bounds[shard.rank + 1])
     codes = embed_images(model, images[low:high])
-    gathered: list[Any] = [None] * shard.world_size if shard.is_main else []
-    if settings.index_backend == "milvus" and is_server_uri(settings.milvus_uri):
+    server = settings.index_backend == "milvus" and is_server_uri(settings.milvus_uri)
+    name = ""
+    if server:  # every rank writes its own rows into the collection rank 0 made
         store = milvus_store(settings)
-        stub = Gallery.build(codes[:1], items[:1], images[:1], model_version=version, model_variant=record.variant,
-                             gallery=choice).manifest  # fmt: skip
-        names = [store.create_empty(stub, spec, len(items)) if shard.is_main else ""]
+        names = [store.create_empty(version, choice, codes.shape[1], spec, len(items)) if shard.is_main else ""]
         dist.broadcast_object_list(names, src=0)
-        store.insert(names[0], items[low:high], codes, images[low:high])
-        dist.gather_object(codes, gathered if shard.is_main else None, dst=0)
-        if not shard.is_main:
-            return ""
-        every = np.concatenate(gathered)
-        reference = Gallery.build(every, items, images, model_version=version, model_variant=record.variant,
-                                  gallery=choice)  # fmt: skip
-        store.seal(names[0], reference.manifest, spec)
-        return names[0]
+        name = names[0]
+        store.insert(name, items[low:high], codes, images[low:high])
+    gathered: list[Any] = [None] * shard.world_size if shard.is_main else []
     dist.gather_object(codes, gathered if shard.is_main else None, dst=0)
     if not shard.is_main:
         return ""
-    if settings.index_backend == "milvus":  # Milvus Lite: one process may open its file, so rank 0 writes
-        every = np.concatenate(gathered)
-        reference = Gallery.build(every, items, images, model_version=version, model_variant=record.variant,
-                                  gallery=choice)  # fmt: skip
-        return milvus_store(settings).create(reference.manifest, spec, items, every, images)
-    gallery = Gallery.build(np.concatenate(gathered), items, images, model_version=version,
-                            model_variant=record.variant, gallery=choice, spec=spec)  # fmt: skip
-    return str(workspace.save_gallery(gallery))
+    every = np.concatenate(gathered)
+    if settings.index_backend != "milvus":
+        gallery = Gallery.build(every, items, images, model_version=version, model_variant=record.variant,
+                                gallery=choice, spec=spec)  # fmt: skip
+        return str(workspace.save_gallery(gallery))
+    manifest = gallery_manifest(record, choice, every, items, images)
+    if server:
+        store.seal(name, manifest, spec)
+        return name
+    # Milvus Lite: only one process may open its file, so rank 0 writes every row.
+    return milvus_store(settings).create(manifest, spec, items, every, images)
 
 
 def main(directory: Path) -> int:

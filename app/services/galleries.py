@@ -22,7 +22,7 @@ from app.services.retention import size_of
 from app.services.workspace import GalleryChoice, Workspace, embed_images
 from app.settings import Settings
 from index.backend import IndexSpec
-from index.gallery import Gallery, GalleryError, GalleryItem
+from index.gallery import Gallery, GalleryError, GalleryItem, Manifest
 from index.milvus import MilvusStore
 from models.base import Autoencoder
 from models.checkpoints import ModelRecord, load_model
@@ -184,13 +184,8 @@ class MilvusGalleryStore:
         next_id: int,
     ) -> str:
         """A collection of these codes, items and images (the manifest as a FAISS gallery would write it)."""
-        codes_array, images_array = np.asarray(codes, dtype=np.float32), np.asarray(images, dtype=np.uint8)
-        # The flat in-memory build measures the typical neighbour distance (the score's scale).
-        reference = Gallery.build(
-            codes_array, items, images_array, model_version=record.version, model_variant=record.variant,
-            gallery=self.choice, next_id=next_id,
-        )  # fmt: skip
-        return self.store.create(reference.manifest, spec, items, codes_array, images_array)
+        manifest = gallery_manifest(record, self.choice, codes, items, images, next_id)
+        return self.store.create(manifest, spec, items, np.asarray(codes, np.float32), np.asarray(images, np.uint8))
 
     def commit(self, gallery: Gallery) -> None:
         pass  # Milvus changed the collection in place; every replica reads it
@@ -201,6 +196,18 @@ class MilvusGalleryStore:
             if name != active:
                 self.store.drop(name)
         self.workspace.forget_model(version)  # the model's files on the shared volume
+
+
+def gallery_manifest(
+    record: ModelRecord, choice: str, codes: np.ndarray, items: list[GalleryItem], images: np.ndarray, next_id: int = 0
+) -> Manifest:
+    """The manifest of a gallery of these codes, as a FAISS gallery would write it; an exact in-memory build
+    measures its typical neighbour distance (the score's scale)."""
+    reference = Gallery.build(
+        np.asarray(codes, dtype=np.float32), items, np.asarray(images, dtype=np.uint8), model_version=record.version,
+        model_variant=record.variant, gallery=choice, next_id=next_id,
+    )  # fmt: skip
+    return reference.manifest
 
 
 def open_gallery_store(settings: Settings, workspace: Workspace, ensure_room: Callable[[int], None]) -> GalleryStore:

@@ -19,6 +19,18 @@ def test_bench_index_quick(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) 
     assert [row["recall_at_10"] for row in document["rows"] if row["kind"] == "Flat"] == [1.0, 1.0]
 
 
+def test_bench_index_compares_backends_quick(trained_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    out = run_bench(trained_copy, "index", "--backend", "faiss,milvus-lite")
+    rows = bench_results(out, "index-backends")["rows"]
+    assert {(row["backend"], row["kind"]) for row in rows} == {
+        (backend, kind) for backend in ("faiss", "milvus-lite") for kind in ("Flat", "HNSW")
+    }
+    # Both hold the same 4,000 codes and answer through the service's search: exact is exact in both.
+    assert all(row["recall_at_10"] == 1.0 for row in rows if row["kind"] == "Flat")
+    assert all(row["size"] == 4000 and row["recall_at_10"] > 0.8 and row["single_qps"] > 0 for row in rows)
+
+
 def test_mixture_sample_follows_each_digit() -> None:
     import numpy as np
 
