@@ -4,7 +4,11 @@ MNIST's recipe (LeCun et al.): white ink on black, the digit's bounding box scal
 longer side is 20 px keeping the aspect ratio (with anti-aliasing), pasted into a 28x28
 field so that its centre of mass sits at the centre. People upload dark ink on light paper
 at any size, in any format, so before that recipe we undo EXIF rotation, flatten alpha onto
-white, convert to grayscale, and invert when the background is light.
+white, convert to grayscale, and invert when the background is light. Photos and scans also
+carry what MNIST's clean scans did not (measured on the robustness set, docs/models.md): sensor
+noise, which we cut at a floor above the paper and keep out of the digit's bounding box; and
+thin or faint strokes, which we brighten until their core is saturated as MNIST's are. (Pens
+much thinner or thicker than MNIST's are the model's job: it trains on such views.)
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ CENTRE = (14.0, 14.0)
 # (JPEG draft mode) or right after (Image.reduce, box averages): the digit ends up 20 px tall, and
 # a 12 MP photo then costs about what a phone crop does.
 WORKING_SIDE = 512
+# Paper noise (estimated on the border, robustly) is cut this many standard deviations above the paper.
+NOISE_FLOOR_SIGMAS = 3.0
+# MNIST strokes have a saturated core: on the 20 px digit, the ink's brighter quarter is brought
+# to full brightness when it is below SATURATED_LEVEL.
+SATURATED_SHARE = 0.25
+SATURATED_LEVEL = 230.0
 FLAT_FIELD_MIN_SIDE = 64
 FLAT_FIELD_CELLS = 12
 FLAT_FIELD_UNEVEN = 12.0
@@ -181,17 +191,45 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     if _median(_border(values)) > 127.5:
         values = 255.0 - values  # dark ink on light paper -> MNIST's light ink on black
     values = _flatten_background(values)
-    values = np.maximum(values - _median(_border(values)), 0.0)
-    peak = float(values.max())
-    if peak < MIN_CONTRAST:
+    border = _border(values)
+    paper = _median(border)
+    noise = 1.4826 * _median(np.abs(border - paper))  # the border's spread, robust to ink touching it
+    if float(values.max()) - paper < MIN_CONTRAST:
         raise NoInkError("the image has no ink: it is blank or a single colour, nothing to search for")
+    values = np.maximum(values - (paper + NOISE_FLOOR_SIGMAS * noise), 0.0)
+    peak = float(values.max())
+    if peak <= 0.0:
+        raise NoInkError("the image has no ink above the paper's noise: nothing to search for")
     values *= 255.0 / peak
+    # Saturated after the fit: a thin stroke is faint at 20 px even where it was dark at full size.
+    return _paste_centred(_saturate(_fit_box(_crop_to_ink(values, ignore_specks=noise > 0.0))))
+
+
+def _saturate(patch: np.ndarray) -> np.ndarray:
+    """Where the brightest SATURATED_SHARE of the ink stays below SATURATED_LEVEL (a thin or
+    faint stroke), scale that share up to 255, clipping above; brighter digits are left as they are."""
+    ink = patch[patch > 0.2 * float(patch.max())]
+    rank = int(len(ink) * (1.0 - SATURATED_SHARE))
+    top = float(np.partition(ink, rank)[rank])
+    if top >= SATURATED_LEVEL:
+        return patch
+    return np.minimum(patch * (255.0 / top), 255.0)
+
+
+def _crop_to_ink(values: np.ndarray, ignore_specks: bool = False) -> np.ndarray:
+    """The bounding box of the ink; with `ignore_specks`, only ink pixels with an inked neighbour
+    both above or below and left or right count (noise left above the floor comes in specks;
+    strokes at upload resolution are wider than a pixel)."""
     ink = values > INK_THRESHOLD * 255.0
+    if ignore_specks:
+        padded = np.pad(ink, 1)
+        vertical = padded[:-2, 1:-1] | padded[2:, 1:-1]
+        horizontal = padded[1:-1, :-2] | padded[1:-1, 2:]
+        solid = ink & vertical & horizontal
+        ink = solid if solid.any() else ink
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
-    crop = values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    crop = _fit_box(crop)
-    return _paste_centred(crop)
+    return values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def _flatten_background(values: np.ndarray) -> np.ndarray:

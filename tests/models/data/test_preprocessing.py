@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from models.data.mnist import MnistSplit
 from models.data.preprocessing import (
@@ -132,13 +132,17 @@ def test_grayscale_keeps_orientation_and_levels() -> None:
 def test_preprocessing_output_is_pinned(full_mnist: dict[str, MnistSplit]) -> None:
     # The bytes the model sees for 600 uploads (MNIST digits as they are, and inverted, resized
     # RGB copies), pinned so that speed work on the preprocessing cannot change what it does.
+    # Last changed by the noise floor and the brightening of faint strokes: 1.9% of MNIST test
+    # digits as they are and 18% of the resized copies changed (mean absolute change 0.06 and 0.58
+    # grey levels), and P@10 of the protocol's queries through preprocessing stayed put (0.9712 ->
+    # 0.9714 and 0.9743 -> 0.9743 for two models; docs/models.md).
     import hashlib
 
     digest = hashlib.sha256()
     for image in full_mnist["test"].images[:300]:
         for picture in (Image.fromarray(image), Image.fromarray(255 - image).resize((93, 93)).convert("RGB")):
             digest.update(to_mnist(to_grayscale(picture)).tobytes())
-    assert digest.hexdigest() == "05a45a36e7c9d4d21582dd5d287a08981cd7813bbdc538545b5721763ea1a81c"
+    assert digest.hexdigest() == "a6fd344a0d5adbd52f203132e4da1e71e4172378ee7643804eecc551b2393e6c"
 
 
 def test_a_large_photo_is_reduced_while_it_is_decoded(digit: np.ndarray) -> None:
@@ -173,3 +177,23 @@ def test_a_large_sixteen_bit_image_keeps_its_range_when_reduced(digit: np.ndarra
     sixteen = Image.fromarray((page * 257).astype(np.uint16))
     assert sixteen.mode == "I;16"
     assert correlation(preprocess(encode(sixteen)), digit) > 0.8  # was 'no ink': RGB clipped it to white
+
+
+def test_paper_noise_stays_out_of_the_digits_box(digit: np.ndarray) -> None:
+    # A phone photo: small digit, grainy paper. Noise above the ink threshold used to stretch the
+    # bounding box to the whole page, leaving a tiny digit in the middle of the field.
+    page = np.asarray(paper_scan(digit, size=120), dtype=np.float32) * 0.6 + 60  # grey paper, grey ink
+    noisy = page + np.random.default_rng(0).normal(0, 6, page.shape)
+    result = preprocess(encode(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))))
+    rows, cols = np.nonzero(result > 127)
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 >= 18  # the digit fills the 20 px box
+    assert correlation(result, digit) > 0.8
+
+
+def test_a_thin_faint_pen_is_brightened_to_mnist_ink(digit: np.ndarray) -> None:
+    thin = np.asarray(Image.fromarray(digit).filter(ImageFilter.MinFilter(3)))  # strokes 1-2 px thinner
+    faint = 255 - (thin.astype(np.float32) * 0.35)  # light grey ink on white paper
+    result = preprocess(encode(Image.fromarray(faint.astype(np.uint8)).resize((140, 140))))
+    ink = result[result > 0.2 * 255]
+    assert np.quantile(ink, 0.75) >= 220  # the stroke's core near saturation as MNIST's (169 without brightening)
+    assert preprocess(encode(Image.fromarray(255 - digit))).max() == 255
