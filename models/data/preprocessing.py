@@ -40,10 +40,12 @@ MIN_CONTRAST = 24.0
 INK_THRESHOLD = 0.1
 # MNIST's centre of mass sits here (measured over the training set: see tests).
 CENTRE = (14.0, 14.0)
-# Large images are reduced to about this many pixels on their longer side while they are decoded
-# (JPEG draft mode) or right after (Image.reduce, box averages): the digit ends up 20 px tall, and
-# a 12 MP photo then costs about what a phone crop does.
-WORKING_SIDE = 512
+# Large images are reduced to 256-511 pixels on their longer side while they are decoded (JPEG
+# draft mode) or right after (Image.reduce, box averages): the digit ends up 20 px tall, so one
+# that fills at least 8% of the picture's longer side loses nothing, and a 12 MP photo costs about
+# what a phone crop does. 512 cost 34% more CPU per upload of the realistic mix for the same
+# P@10 on user-like uploads (docs/performance.md).
+WORKING_SIDE = 256
 # Paper noise (estimated on the border, robustly) is cut this many standard deviations above the paper.
 NOISE_FLOOR_SIGMAS = 3.0
 # MNIST strokes have a saturated core: on the 20 px digit, the ink's brighter quarter is brought

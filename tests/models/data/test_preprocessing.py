@@ -156,11 +156,18 @@ def test_a_large_photo_is_reduced_while_it_is_decoded(digit: np.ndarray) -> None
 def test_a_large_png_is_reduced_right_after_decoding(digit: np.ndarray) -> None:
     page = paper_scan(digit, size=1000)  # 2000 x 1500 grey PNG
     loaded = load_pixels(open_image(encode(page)))
-    assert loaded.size == (667, 500)  # reduced by 2000 // WORKING_SIDE = 3 (box averages, edges rounded up)
+    assert loaded.size == (286, 215)  # reduced by 2000 // WORKING_SIDE = 7 (box averages, edges rounded up)
     assert correlation(preprocess(encode(page)), digit) > 0.85
     rgba = Image.new("RGBA", (2048, 2048), (0, 0, 0, 0))
     rgba.paste(Image.fromarray(digit).resize((1024, 1024)).convert("RGBA"), (512, 512))
-    assert max(load_pixels(open_image(encode(rgba))).size) == 512
+    assert max(load_pixels(open_image(encode(rgba))).size) == 256
+
+
+def test_a_small_digit_in_a_large_photo_survives_the_reduction(digit: np.ndarray) -> None:
+    # The digit fills a tenth of the photo's longer side: about 26 px once reduced, still enough for 20.
+    page = Image.new("L", (2400, 1800), 235)
+    page.paste(Image.fromarray(255 - digit).resize((240, 240), Image.Resampling.BICUBIC), (1300, 700))
+    assert correlation(preprocess(encode(page.convert("RGB"), "JPEG", quality=90)), digit) > 0.85
 
 
 def test_uneven_light_on_a_photo_of_paper_is_flattened(digit: np.ndarray) -> None:
