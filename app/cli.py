@@ -273,15 +273,20 @@ def _eval_robustness(args: argparse.Namespace, workspace: Workspace, version: st
     print(f"{len(samples)} uploads; models {versions}", file=sys.stderr)
     loaded = [load_model(workspace.models_dir / v) for v in versions]
     models = [(f"{record.variant} {record.version}", model) for model, record in loaded]
-    table = robustness_precision(workspace, models, [(s.source, s.label, s.data) for s in samples])
+    uploads = [(s.source, s.label, s.data) for s in samples]
+    table = robustness_precision(workspace, models, uploads, groups=[s.group for s in samples])
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
-    sources = list(next(iter(table.values())))
-    print("| method | " + " | ".join(f"P@10 {source}" for source in sources) + " |")
-    print("|---|" + "---:|" * len(sources))
-    for method, scores in table.items():
-        print(f"| {method} | " + " | ".join(f"{scores[source]:.4f}" for source in sources) + " |")
+    sources = list(dict.fromkeys(s.source for s in samples))
+    groups = [name for name in next(iter(table.values())) if name not in sources]
+    for columns in (sources, groups):
+        if columns:
+            print("| method | " + " | ".join(f"P@10 {column}" for column in columns) + " |")
+            print("|---|" + "---:|" * len(columns))
+            for method, scores in table.items():
+                print(f"| {method} | " + " | ".join(f"{scores[column]:.4f}" for column in columns) + " |")
+            print()
     return 0
 
 

@@ -9,7 +9,8 @@
   canvas does, along stroke paths of each digit with random jitter.
 
 Deterministic for a seed. `aeseek eval --robustness` searches the gallery with each image, the
-way the service does (decode, preprocess, encode), and reports P@10 per source.
+way the service does (decode, preprocess, encode), and reports P@10 per source, and for the
+re-rendered digits per pen (a 3x3 erosion, none, or a 3x3 dilation of the 28x28 digit).
 """
 
 from __future__ import annotations
@@ -52,13 +53,17 @@ STROKES: dict[int, list[list[tuple[float, float]]]] = {
 }
 
 
+PENS = {-1: "thinner pen", 0: "MNIST's pen", 1: "thicker pen"}
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One labelled upload."""
+    """One labelled upload; `group` names a finer part of its source (the pen of a re-rendered digit)."""
 
     source: str
     label: int
     data: bytes
+    group: str = ""
 
 
 def _encode(image: Image.Image, rng: np.random.Generator) -> bytes:
@@ -101,7 +106,8 @@ def rerendered(digits: np.ndarray, labels: np.ndarray, count: int, rng: np.rando
         digit = digit.transform(digit.size, Image.Transform.AFFINE, (1, shear, -shear * 14, 0, 1, 0))
         digit = digit.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR)
         page = _photo_of_paper(np.asarray(digit), int(rng.integers(60, 601)), rng, dark_paper=rng.random() < 0.2)
-        samples.append(Sample("rerendered", int(labels[index % len(digits)]), _encode(page, rng)))
+        pen = f"rerendered, {PENS[thickness]}"
+        samples.append(Sample("rerendered", int(labels[index % len(digits)]), _encode(page, rng), pen))
     return samples
 
 

@@ -204,10 +204,15 @@ def feedback_precision(
 
 
 def robustness_precision(
-    workspace: Workspace, models: list[tuple[str, Autoencoder]], uploads: list[tuple[str, int, bytes]], k: int = 10
+    workspace: Workspace,
+    models: list[tuple[str, Autoencoder]],
+    uploads: list[tuple[str, int, bytes]],
+    k: int = 10,
+    groups: list[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """P@k per source of labelled uploads (source, label, bytes) against the training gallery, for each
-    model and for raw pixels, with the service's own decoding and preprocessing."""
+    model and for raw pixels, with the service's own decoding and preprocessing; with `groups` (one
+    name per upload, empty for none), also P@k per named group."""
     train = workspace.split("train")
     queries: list[np.ndarray | None] = []
     labels, sources = [], []
@@ -229,6 +234,9 @@ def robustness_precision(
         hits = np.zeros(len(queries))
         hits[usable] = (train.labels[exact_neighbours(gallery, codes, k)] == label_array[usable, None]).mean(axis=1)
         table[name] = {source: float(hits[source_array == source].mean()) for source in dict.fromkeys(sources)}
+        if groups is not None:
+            group_array = np.array(groups)
+            table[name] |= {group: float(hits[group_array == group].mean()) for group in dict.fromkeys(groups) if group}
     return table
 
 
