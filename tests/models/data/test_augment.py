@@ -7,7 +7,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from models.data.augment import distort, random_affine, random_stroke_width
+from models.data.augment import ELASTIC_PEAK, distort, elastic_field, random_affine, random_stroke_width
 from models.registry import build_model, config_from_dict
 from models.variants.conv import ConvAutoencoder
 
@@ -69,3 +69,17 @@ def test_conv_with_augment_trains_on_views_and_evaluates_on_clean_images(full_mn
 def test_the_vae_refuses_distorted_views() -> None:
     with pytest.raises(ValidationError, match="distorted views"):
         config_from_dict({"variant": "conv_vae", "augment": True})
+
+
+def test_elastic_fields_are_smooth_and_reach_their_peak_displacement() -> None:
+    torch.manual_seed(0)
+    field = elastic_field(16, 28, 28)  # grid units: 2 spans the 28 pixels
+    assert field.shape == (16, 28, 28, 2)
+    pixels = field * 14.0
+    peaks = pixels.abs().flatten(1, 2).amax(dim=1)  # (16, 2): each image's x and y fields
+    assert torch.allclose(peaks, torch.full_like(peaks, ELASTIC_PEAK), atol=1e-4)
+    # Smooth: neighbouring pixels move almost together (white noise would differ by about the peak).
+    step = (pixels[:, 1:, :, :] - pixels[:, :-1, :, :]).abs().mean()
+    assert step < 0.1 * ELASTIC_PEAK
+    torch.manual_seed(0)
+    assert torch.equal(elastic_field(16, 28, 28), field)
