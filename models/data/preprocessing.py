@@ -211,6 +211,8 @@ def _saturate(patch: np.ndarray) -> np.ndarray:
     """Where the brightest SATURATED_SHARE of the ink stays below SATURATED_LEVEL (a thin or
     faint stroke), scale that share up to 255, clipping above; brighter digits are left as they are."""
     ink = patch[patch > 0.2 * float(patch.max())]
+    if ink.size == 0:  # nothing left after resampling: leave it for the caller's checks
+        return patch
     rank = int(len(ink) * (1.0 - SATURATED_SHARE))
     top = float(np.partition(ink, rank)[rank])
     if top >= SATURATED_LEVEL:
