@@ -357,6 +357,7 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
         # snapshot) from the environment, follows the others' changes through active.json, and
         # one of them runs the training worker (app/services/jobs/manager.py).
         os.environ["AESEEK_DATA_DIR"] = str(settings.data_dir)
+        os.environ["AESEEK_SERVE_WORKERS"] = str(args.workers)  # each takes its share of the decode threads
         uvicorn.run("app.main:create_worker_app", factory=True, workers=args.workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)

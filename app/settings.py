@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -104,11 +105,15 @@ class Settings(BaseSettings):
     max_concurrent_searches: int = Field(
         256, ge=1, description="Searches admitted at once (waiting for a micro-batch included); more get 503."
     )
-    max_concurrent_decodes: int = Field(
-        6,
+    max_concurrent_decodes: int | None = Field(
+        None,
         ge=1,
-        description="Uploads decoded at once in worker threads (queries over 128x128, batches, pictures); "
-        "2 made a queue whose p99 reached 1 s under the realistic mix (bench serve).",
+        description="Uploads decoded at once in worker threads (queries over 128x128, batches, pictures); unset: "
+        "the machine's cores shared among the serve workers, at least 1 (on 2 cores, one worker, the realistic "
+        "mix: 6 threads gave p99 179-194 ms, 2 gave 102-108 ms; docs/performance.md).",
+    )
+    serve_workers: int = Field(
+        1, ge=1, description="Worker processes of the server (`aeseek serve --workers` sets it for its workers)."
     )
     max_waiting_decodes: int = Field(
         64, ge=0, description="Decodes that may wait for one of those; more get 503 with Retry-After (a bounded queue)."
@@ -122,6 +127,13 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may run before a 504.")
     log_level: str = Field("info", description="Lowest level of log lines written (debug, info, warning, error).")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON (with request ids).")
+
+
+def decode_threads(settings: Settings) -> int:
+    """Threads that decode uploads in one server process: the setting, else its share of the cores."""
+    if settings.max_concurrent_decodes is not None:
+        return settings.max_concurrent_decodes
+    return max(1, (os.cpu_count() or 1) // settings.serve_workers)
 
 
 def index_spec(settings: Settings) -> IndexSpec:

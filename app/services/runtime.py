@@ -24,7 +24,7 @@ from app.services.galleries import open_gallery_store
 from app.services.retention import size_of
 from app.services.search import PreparedQuery, SearchOutcome, SearchService, Snapshot
 from app.services.workspace import Workspace
-from app.settings import Settings, index_spec
+from app.settings import Settings, decode_threads, index_spec
 from index.backend import set_search_threads
 from index.gallery import Gallery, GalleryItem, LatentProjection, latent_projection
 from models.base import Autoencoder
@@ -67,12 +67,12 @@ class Runtime:
         self.batcher: MicroBatcher | None = None
         self._seen_pointer: bytes | None = None  # the store's state when the served snapshot was made
         self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
-        self._decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
+        self._decodes = threading.BoundedSemaphore(decode_threads(settings))
         self._waiting_decodes = 0
         self._waiting_lock = threading.Lock()
         # Query decodes too large for the event loop (see _decode_in_pool); batches and pictures,
         # which run in the framework's thread pool, take `admitted("decode")` slots instead.
-        self._decode_pool = ThreadPoolExecutor(settings.max_concurrent_decodes, thread_name_prefix="aeseek-decode")
+        self._decode_pool = ThreadPoolExecutor(decode_threads(settings), thread_name_prefix="aeseek-decode")
         self._pool_pending = 0
 
     @contextmanager
@@ -165,7 +165,7 @@ class Runtime:
     async def _decode_in_pool(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
         # A pool of AESEEK_MAX_CONCURRENT_DECODES threads; what waits for it is counted here, on the
         # event loop, so the queue is bounded exactly (asyncio's shared executor queues without a bound).
-        limit = self.settings.max_concurrent_decodes + self.settings.max_waiting_decodes
+        limit = decode_threads(self.settings) + self.settings.max_waiting_decodes
         if self._pool_pending >= limit:
             raise OverloadedError(
                 "the server is at its limit of waiting decodes (AESEEK_MAX_WAITING_DECODES); retry shortly"

@@ -1,8 +1,11 @@
 """Settings: every one documented, and the configuration reference generated from them."""
 
+import os
 from pathlib import Path
 
-from app.settings import Settings, reference_markdown
+import pytest
+
+from app.settings import Settings, decode_threads, reference_markdown
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -18,3 +21,11 @@ def test_the_configuration_reference_is_generated_from_the_settings() -> None:
     )
     for name in Settings.model_fields:
         assert f"`AESEEK_{name.upper()}`" in REFERENCE.read_text()
+
+
+def test_decode_threads_share_the_cores_among_the_serve_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert decode_threads(Settings(_env_file=None)) == 8
+    assert decode_threads(Settings(_env_file=None, serve_workers=4)) == 2
+    assert decode_threads(Settings(_env_file=None, serve_workers=16)) == 1  # never none
+    assert decode_threads(Settings(_env_file=None, max_concurrent_decodes=3, serve_workers=4)) == 3  # the setting wins
