@@ -28,6 +28,7 @@ from app.services.evaluation import (
     format_table,
     hardest_queries,
     robustness_precision,
+    validation_scores,
 )
 from app.services.galleries import MilvusGalleryStore, milvus_store
 from app.services.jobs.foreground import run_foreground_worker
@@ -215,6 +216,8 @@ def command_eval(args: argparse.Namespace, settings: Settings) -> int:
         return _eval_robustness(args, workspace, version)
     if args.hardest:
         return _eval_hardest(args, workspace, version)
+    if args.validation:
+        return _eval_validation(args, workspace, version)
     if args.feedback:
         model, _ = load_model(workspace.models_dir / version)
         train, test = workspace.split("train"), workspace.split("test")
@@ -238,6 +241,25 @@ def command_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
         print(format_table(rows))
+    return 0
+
+
+def _eval_validation(args: argparse.Namespace, workspace: Workspace, version: str) -> int:
+    """Scores on a split of the training set (no test image), for each model named."""
+    train = workspace.split("train")
+    table = {}
+    for name in [version, *(args.also or [])]:
+        print(f"{name}: embedding the {len(train):,} training images", file=sys.stderr)
+        model, record = load_model(workspace.models_dir / name)
+        table[f"{record.variant} {name}"] = validation_scores(model, train.images, train.labels).as_dict()
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    print("| method (validation: the last training images query the others) | P@1 | P@10 | P@100 | mAP@100 |")
+    print("|---|---:|---:|---:|---:|")
+    for method, scores in table.items():
+        print(f"| {method} | {scores['p_at_1']:.4f} | {scores['p_at_10']:.4f} | {scores['p_at_100']:.4f} | "
+              f"{scores['map_at_100']:.4f} |")  # fmt: skip
     return 0
 
 
@@ -533,6 +555,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--robustness", action="store_true", help="P@10 per source of user-like uploads (app/bench/robustness.py)."
+    )
+    evaluate.add_argument(
+        "--validation",
+        action="store_true",
+        help="Scores on a split of the training set (its last 10,000 images query the rest): for choosing settings.",
     )
     evaluate.add_argument("--also", action="append", metavar="VERSION", help="More models in the same table.")
     evaluate.add_argument(

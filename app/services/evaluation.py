@@ -19,7 +19,7 @@ import torch
 
 from app.services.feedback import rocchio
 from app.services.workspace import Workspace, embed_images
-from index.evaluation import evaluate_codes, exact_neighbours, full_ranking_map
+from index.evaluation import RetrievalScores, evaluate_codes, exact_neighbours, full_ranking_map
 from index.rerank import augment_database, expand_queries
 from models.base import Autoencoder
 from models.checkpoints import load_model, update_metrics
@@ -134,6 +134,17 @@ def evaluate_model(
         )
     )
     return rows
+
+
+VALIDATION_QUERIES = 10_000
+
+
+def validation_scores(model: Autoencoder, images: np.ndarray, labels: np.ndarray) -> RetrievalScores:
+    """Scores on a split of the training set alone, for choosing settings without the test set: its
+    last VALIDATION_QUERIES images (a sixth of a smaller set) query the ones before them."""
+    held_out = min(VALIDATION_QUERIES, len(images) // 6)
+    codes = embed_images(model, images)
+    return evaluate_codes(codes[:-held_out], labels[:-held_out], codes[-held_out:], labels[-held_out:])
 
 
 def format_table(rows: list[EvalRow]) -> str:

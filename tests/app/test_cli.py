@@ -104,6 +104,26 @@ def test_eval_simulates_relevance_feedback(
     assert len(rounds) == 3 and rounds[1] > rounds[0] and rounds[2] >= rounds[1]  # each round helps
 
 
+def test_eval_validation_scores_a_split_of_the_training_set_without_a_test_image(
+    capsys: pytest.CaptureFixture[str],
+    trained_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    full_mnist: dict[str, MnistSplit],
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    original = Workspace.split
+
+    def training_only(self: Workspace, name: str) -> MnistSplit:
+        assert name == "train", "validation must not read the test split"
+        return original(self, name)
+
+    monkeypatch.setattr(Workspace, "split", training_only)
+    code, out, err = run(capsys, "--data-dir", str(trained_copy), "eval", "--validation", "--json")
+    assert code == 0, err
+    [scores] = json.loads(out).values()
+    assert scores["p_at_10"] > 2 * chance_precision(full_mnist) and 0 < scores["map_at_100"] <= 1
+
+
 def test_eval_draws_the_hardest_queries_worst_first(
     capsys: pytest.CaptureFixture[str], trained_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
