@@ -142,7 +142,7 @@ VALIDATION_QUERIES = 10_000
 def validation_scores(model: Autoencoder, images: np.ndarray, labels: np.ndarray) -> RetrievalScores:
     """Scores on a split of the training set alone, for choosing settings without the test set: its
     last VALIDATION_QUERIES images (a sixth of a smaller set) query the ones before them."""
-    held_out = min(VALIDATION_QUERIES, len(images) // 6)
+    held_out = max(1, min(VALIDATION_QUERIES, len(images) // 6))
     codes = embed_images(model, images)
     return evaluate_codes(codes[:-held_out], labels[:-held_out], codes[-held_out:], labels[-held_out:])
 

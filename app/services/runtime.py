@@ -67,12 +67,13 @@ class Runtime:
         self.batcher: MicroBatcher | None = None
         self._seen_pointer: bytes | None = None  # the store's state when the served snapshot was made
         self._searches = threading.BoundedSemaphore(settings.max_concurrent_searches)
-        self._decodes = threading.BoundedSemaphore(decode_threads(settings))
+        self._decode_threads = decode_threads(settings)  # worked out once, not per upload
+        self._decodes = threading.BoundedSemaphore(self._decode_threads)
         self._waiting_decodes = 0
         self._waiting_lock = threading.Lock()
         # Query decodes too large for the event loop (see _decode_in_pool); batches and pictures,
         # which run in the framework's thread pool, take `admitted("decode")` slots instead.
-        self._decode_pool = ThreadPoolExecutor(decode_threads(settings), thread_name_prefix="aeseek-decode")
+        self._decode_pool = ThreadPoolExecutor(self._decode_threads, thread_name_prefix="aeseek-decode")
         self._pool_pending = 0
 
     @contextmanager
@@ -163,9 +164,9 @@ class Runtime:
         return outcome.after(prepared.timings_ms, queue=max(waited, 0.0))
 
     async def _decode_in_pool(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
-        # A pool of AESEEK_MAX_CONCURRENT_DECODES threads; what waits for it is counted here, on the
-        # event loop, so the queue is bounded exactly (asyncio's shared executor queues without a bound).
-        limit = decode_threads(self.settings) + self.settings.max_waiting_decodes
+        # A pool of `decode_threads` threads; what waits for it is counted here, on the event loop,
+        # so the queue is bounded exactly (asyncio's shared executor queues without a bound).
+        limit = self._decode_threads + self.settings.max_waiting_decodes
         if self._pool_pending >= limit:
             raise OverloadedError(
                 "the server is at its limit of waiting decodes (AESEEK_MAX_WAITING_DECODES); retry shortly"

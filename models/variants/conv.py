@@ -45,8 +45,8 @@ class ConvConfig(AutoencoderConfig):
     )
     augment: bool = Field(
         True,
-        description="Train on randomly distorted views (rotation, scale, shear, shift, stroke width) with the "
-        "clean image as the reconstruction target, so the code ignores what same-digit uploads vary in "
+        description="Train on randomly distorted views (rotation, scale, shear, shift, elastic field, stroke "
+        "width) with the clean image as the reconstruction target, so the code ignores what same-digit uploads vary in "
         "(measured better on every retrieval figure; false is the seed's plain reconstruction).",
     )
     consistency: float = Field(
