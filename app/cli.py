@@ -360,6 +360,7 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.main import create_app
+    from app.workers import serve_workers
 
     if settings.bootstrap:
         ensure_ready(settings)
@@ -375,12 +376,12 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
         "access_log": False,  # the RequestContext middleware logs each request with its id
     }
     if args.workers > 1:
-        # Worker processes share the port; each builds its own app (event loop, micro-batcher,
-        # snapshot) from the environment, follows the others' changes through active.json, and
-        # one of them runs the training worker (app/services/jobs/manager.py).
+        # Worker processes share the port (app/workers.py); each builds its own app (event loop,
+        # micro-batcher, snapshot) from the environment, follows the others' changes through
+        # active.json, and one of them runs the training worker (app/services/jobs/manager.py).
         os.environ["AESEEK_DATA_DIR"] = str(settings.data_dir)
         os.environ["AESEEK_SERVE_WORKERS"] = str(args.workers)  # each takes its share of the decode threads
-        uvicorn.run("app.main:create_worker_app", factory=True, workers=args.workers, **options)
+        return serve_workers(options, args.workers)
     else:
         uvicorn.run(create_app(settings), **options)
     return 0

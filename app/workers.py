@@ -1,0 +1,122 @@
+"""`aeseek serve --workers N`: N server processes, each listening on its own SO_REUSEPORT socket.
+
+Uvicorn's own `--workers` shares one listening socket among its processes, and the event loop
+that wakes first accepts every connection then waiting (the loop accepts until the queue is
+empty): a load of 32 keep-alive connections landed 27/5 on two workers (measured with `ss`
+under `aeseek bench serve`'s load), one process saturated and the other mostly idle. Here each
+worker binds its own socket to the port with SO_REUSEPORT and the kernel spreads new
+connections over the listening sockets by a hash of their addresses, so every worker gets its
+share. The supervisor holds the port (bound, not listening, so it takes no connections),
+replaces a worker that dies, and passes SIGTERM/SIGINT on to the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+logger = logging.getLogger("aeseek.workers")
+
+APP_FACTORY = "app.main:create_worker_app"
+# Uvicorn exits with this when the app or its socket cannot start: restarting would fail the same way.
+STARTUP_FAILURE = 3
+# A worker that dies this soon after its start, this many times in a row, is failing to start.
+EARLY_DEATH_S = 10.0
+EARLY_DEATHS_TO_GIVE_UP = 3
+POLL_S = 0.5
+STOP_GRACE_S = 30.0
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) with SO_REUSEPORT, not yet listening."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve_one(options: dict[str, Any]) -> None:
+    """One worker process: its own listening socket on the shared port, then uvicorn until signalled."""
+    import uvicorn
+
+    config = uvicorn.Config(APP_FACTORY, factory=True, **options)
+    sock = reuse_port_socket(config.host, config.port)
+    sock.listen(config.backlog)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class Supervisor:
+    """Starts `workers` server processes on one port and keeps that many running until told to stop."""
+
+    def __init__(self, options: dict[str, Any], workers: int) -> None:
+        self.options = options
+        self.workers = workers
+        self._context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch threads forked
+        self._stop = threading.Event()
+        self._processes: list[tuple[BaseProcess, float]] = []
+
+    def _start(self) -> tuple[BaseProcess, float]:
+        process = self._context.Process(target=_serve_one, args=(self.options,), name="aeseek-serve")
+        process.start()
+        logger.info("started server worker %s", process.pid)
+        return process, time.monotonic()
+
+    def stop(self, signum: int = signal.SIGTERM, frame: object = None) -> None:
+        """Ask the supervisor to stop its workers and return (a signal handler)."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; 0 then, or 1 when workers keep failing to start."""
+        # Holding the port bound (not listening) fails fast when another program has it, and keeps
+        # it ours while a worker is replaced. Only listening sockets are handed connections.
+        holder = reuse_port_socket(self.options["host"], self.options["port"])
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.stop)
+        early_deaths, status = 0, 0
+        try:
+            self._processes = [self._start() for _ in range(self.workers)]
+            while not self._stop.wait(POLL_S):
+                for slot, (process, started) in enumerate(self._processes):
+                    if process.is_alive():
+                        continue
+                    lived = time.monotonic() - started
+                    early_deaths = early_deaths + 1 if lived < EARLY_DEATH_S else 0
+                    logger.error("server worker %s exited with %s after %.1f s", process.pid, process.exitcode, lived)
+                    if process.exitcode == STARTUP_FAILURE or early_deaths >= EARLY_DEATHS_TO_GIVE_UP:
+                        logger.error("server workers fail to start; stopping (run `aeseek serve` to see why)")
+                        status = 1
+                        self._stop.set()
+                        break
+                    self._processes[slot] = self._start()
+        finally:
+            self._stop_all()
+            holder.close()
+        return status
+
+    def _stop_all(self) -> None:
+        for process, _ in self._processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+        deadline = time.monotonic() + STOP_GRACE_S
+        for process, _ in self._processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def serve_workers(options: dict[str, Any], workers: int) -> int:
+    """Run `workers` server processes sharing (host, port) through SO_REUSEPORT; returns the exit status."""
+    return Supervisor(options, workers).run()
