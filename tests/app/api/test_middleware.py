@@ -1,6 +1,7 @@
 """The bad-input corpus against the real service: a clear 4xx each, and the server keeps serving."""
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.middleware import new_request_id
 from app.services.runtime import Runtime
 from tests.helpers import png_of, serve
 
@@ -43,6 +45,22 @@ def test_request_ids_and_timing_headers(client: TestClient, train_images: np.nda
     assert {"decode", "preprocess", "encode", "search"} <= set(stages)
     generated = client.get("/api/v1/health", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
     assert generated != "bad id with spaces" and len(generated) == 32
+    others = {client.get("/api/v1/health").headers["x-request-id"] for _ in range(20)}
+    assert len(others | {generated}) == 21  # each request its own
+
+
+def test_a_forked_process_makes_request_ids_of_its_own() -> None:
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports one id of its own and leaves at once
+        os.write(writer, new_request_id().encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    theirs = os.read(reader, 64).decode()
+    os.close(reader)
+    ours = new_request_id()
+    assert len(theirs) == len(ours) == 32 and theirs[:16] != ours[:16]
 
 
 def test_cors_is_off_by_default_and_configurable(make_client) -> None:
