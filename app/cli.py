@@ -35,7 +35,7 @@ from app.services.jobs.foreground import run_foreground_worker
 from app.services.observability import configure_logging
 from app.services.retention import collect
 from app.services.workspace import GalleryChoice, Workspace, embed_images
-from app.settings import Settings, get_settings, index_spec, reference_markdown
+from app.settings import Settings, get_settings, index_spec, reference_markdown, serve_worker_count
 from index.backend import INDEX_KINDS, IndexSpec
 from models.base import AutoencoderConfig
 from models.checkpoints import list_models, load_model
@@ -375,13 +375,16 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
         "log_config": None,  # keep our handlers (JSON with request ids when asked)
         "access_log": False,  # the RequestContext middleware logs each request with its id
     }
-    if args.workers > 1:
+    if args.workers is not None:
+        settings = settings.model_copy(update={"serve_workers": args.workers})
+    workers = serve_worker_count(settings)
+    if workers > 1:
         # Worker processes share the port (app/workers.py); each builds its own app (event loop,
         # micro-batcher, snapshot) from the environment, follows the others' changes through
         # active.json, and one of them runs the training worker (app/services/jobs/manager.py).
         os.environ["AESEEK_DATA_DIR"] = str(settings.data_dir)
-        os.environ["AESEEK_SERVE_WORKERS"] = str(args.workers)  # each takes its share of the decode threads
-        return serve_workers(options, args.workers)
+        os.environ["AESEEK_SERVE_WORKERS"] = str(workers)  # each takes its share of the decode threads
+        return serve_workers(options, workers)
     else:
         uvicorn.run(create_app(settings), **options)
     return 0
@@ -494,6 +497,13 @@ def command_bench(args: argparse.Namespace, settings: Settings) -> int:
     benchmarks[args.benchmark](Bench(_workspace(settings), args.out, quick=args.quick))
     print(f"results in {args.out}", file=sys.stderr)
     return 0
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 (one per core) or more")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -619,7 +629,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="Serve the HTTP API (trains and indexes on first start).")
     serve.add_argument("--host", help="Bind address (default: AESEEK_HOST).")
     serve.add_argument("--port", type=int, help="Port (default: AESEEK_PORT).")
-    serve.add_argument("--workers", type=int, default=1, help="Processes sharing the port (one per core).")
+    serve.add_argument(
+        "--workers",
+        type=_non_negative,
+        help="Processes sharing the port, one per core for the most throughput (default: AESEEK_SERVE_WORKERS; "
+        "0: one per core).",
+    )
     serve.set_defaults(handler=command_serve)
 
     commands.add_parser(

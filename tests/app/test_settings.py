@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, decode_threads, reference_markdown
+from app.settings import Settings, decode_threads, reference_markdown, serve_worker_count
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -24,8 +24,10 @@ def test_the_configuration_reference_is_generated_from_the_settings() -> None:
 
 
 def test_decode_threads_share_the_cores_among_the_serve_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     assert decode_threads(Settings(_env_file=None)) == 8
     assert decode_threads(Settings(_env_file=None, serve_workers=4)) == 2
     assert decode_threads(Settings(_env_file=None, serve_workers=16)) == 1  # never none
     assert decode_threads(Settings(_env_file=None, max_concurrent_decodes=3, serve_workers=4)) == 3  # the setting wins
+    one_per_core = Settings(_env_file=None, serve_workers=0)
+    assert serve_worker_count(one_per_core) == 8 and decode_threads(one_per_core) == 1
