@@ -245,7 +245,7 @@ def serve_process(
     if source is not None:
         env["PYTHONPATH"] = str(source)
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
-    if workers > 1:
+    if workers > 1 or source is None:  # a checkout older than --workers knows only one worker
         command += ["--workers", str(workers)]
     process = subprocess.Popen(
         command,
