@@ -84,7 +84,7 @@ def build_config(args: argparse.Namespace) -> AutoencoderConfig:
         # The chapter's E1 puts ReLU on the code and trains on plain reconstruction (no distorted views).
         raw["code_activation"] = "relu"
         if args.variant == "conv":
-            raw["augment"] = False
+            raw.update(augment=False, contrastive=0.0, stroke_pooled_code=False)
     config = config_from_dict(raw)
     check_size(config)
     return config

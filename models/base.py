@@ -36,6 +36,10 @@ class AutoencoderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Fields added after models were saved without them, with the value such a saved model meant
+    # (its gallery was indexed that way), where that differs from the field's default for new models.
+    SAVED_WITHOUT: ClassVar[dict[str, Any]] = {}
+
     variant: str
     code_dim: int = Field(16, ge=1, le=4096, description="Size of the code used for retrieval.")
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -98,7 +102,11 @@ class Autoencoder(nn.Module, ABC):
     def embed(self, images: Tensor) -> Tensor:
         """Codes of uint8 images, in eval mode, as float32 (B, code_dim)."""
         self.eval()
-        return self.encode(self.prepare(images)).float()
+        return self.retrieval_code(self.prepare(images)).float()
+
+    def retrieval_code(self, x: Tensor) -> Tensor:
+        """The code the index holds for prepared images: the encoder's, unless a variant pools views."""
+        return self.encode(x)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> Tensor:

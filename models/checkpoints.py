@@ -24,7 +24,7 @@ from safetensors.torch import save as save_safetensors
 
 from models.base import Autoencoder
 from models.errors import CheckpointError
-from models.registry import UnknownVariantError, build_model, config_from_dict
+from models.registry import UnknownVariantError, build_model, saved_config_from_dict
 from models.storage import atomic_write_bytes, atomic_write_json
 
 WEIGHTS = "model.safetensors"
@@ -97,7 +97,7 @@ def load_model(directory: Path) -> tuple[Autoencoder, ModelRecord]:
     """Rebuild a saved model in eval mode; weights are read with safetensors, never unpickled."""
     record = read_record(directory)
     try:
-        model = build_model(config_from_dict(record.config))
+        model = build_model(saved_config_from_dict(record.config))
     except (UnknownVariantError, ValidationError) as error:  # the server's own file, not the client's request
         raise CheckpointError(f"{directory / DESCRIPTION} holds an invalid config: {error}") from error
     try:

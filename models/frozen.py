@@ -35,7 +35,7 @@ class _Embedding(nn.Module):
         self.model = model
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.model.encode(self.model.prepare(images)).float()
+        return self.model.retrieval_code(self.model.prepare(images)).float()
 
 
 def frozen_embed(model: Autoencoder) -> Embed:

@@ -60,6 +60,12 @@ def config_from_dict(raw: dict[str, Any]) -> AutoencoderConfig:
     return VARIANTS[_check(raw.get("variant"))][0].model_validate(raw)
 
 
+def saved_config_from_dict(raw: dict[str, Any]) -> AutoencoderConfig:
+    """A saved model's config: fields it was saved without take the value they had then (SAVED_WITHOUT)."""
+    kind = VARIANTS[_check(raw.get("variant"))][0]
+    return kind.model_validate({**kind.SAVED_WITHOUT, **raw})
+
+
 def default_config(variant: str = DEFAULT_VARIANT) -> AutoencoderConfig:
     """The default config of a variant."""
     return VARIANTS[_check(variant)][0].model_validate({"variant": variant})

@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("app.settings",),
     ("app.rendering", "app.services"),
     ("app.api",),
-    ("app.main", "app.cli", "app.client", "app.progress", "app.bench"),
+    ("app.main", "app.workers", "app.cli", "app.client", "app.progress", "app.bench"),
 ]
 HTTP_FRAMEWORKS = ("fastapi", "starlette")
 HTTP_AWARE = ("app.api", "app.main")

@@ -72,6 +72,18 @@ def random_affine(x: Tensor) -> Tensor:
     return F.grid_sample(x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
 
 
+def thicker(x: Tensor) -> Tensor:
+    """Images (B, 1, H, W) on [-1, 1] with every stroke a pixel wider each side (a 3x3 dilation)."""
+    return F.max_pool2d(x, 3, stride=1, padding=1)
+
+
+def thinner(x: Tensor) -> Tensor:
+    """Images (B, 1, H, W) on [-1, 1] a pixel thinner each side (a 3x3 erosion), brought back to full
+    brightness as preprocessing brings back a thin pen's faint strokes."""
+    eroded = (1.0 - F.max_pool2d(-x, 3, stride=1, padding=1)) / 2  # on 0..1
+    return (eroded / eroded.amax(dim=(1, 2, 3), keepdim=True).clamp_min(0.2)).clamp(0.0, 1.0) * 2 - 1
+
+
 def random_stroke_width(x: Tensor) -> Tensor:
     """A fifth of the images each halfway thicker, halfway thinner, thicker, thinner; the rest as they were.
 
@@ -80,9 +92,7 @@ def random_stroke_width(x: Tensor) -> Tensor:
     but loses its saturated core, which preprocessing restores on uploads, so the view gets it back here too.
     """
     choice = torch.randint(0, 5, (x.shape[0],), device=x.device).view(-1, 1, 1, 1)
-    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
-    eroded = (1.0 - F.max_pool2d(-x, 3, stride=1, padding=1)) / 2  # on 0..1
-    eroded = (eroded / eroded.amax(dim=(1, 2, 3), keepdim=True).clamp_min(0.2)).clamp(0.0, 1.0) * 2 - 1
+    dilated, eroded = thicker(x), thinner(x)
     views = torch.where(choice == 4, eroded, x)
     views = torch.where(choice == 3, dilated, views)
     views = torch.where(choice == 2, (x + eroded) / 2, views)

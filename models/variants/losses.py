@@ -60,3 +60,15 @@ def contractive_autograd(encoder: Callable[[Tensor], Tensor], x: Tensor) -> Tens
     """||J_x(h)||_F^2 per row for any differentiable encoder, by per-sample Jacobians."""
     jacobians = vmap(jacrev(lambda row: encoder(row.unsqueeze(0)).squeeze(0)))(x)  # (B, code, inputs)
     return jacobians.pow(2).flatten(1).sum(dim=1)
+
+
+def info_nce_euclidean(first: Tensor, second: Tensor, temperature: float) -> Tensor:
+    """InfoNCE over a batch of code pairs, with minus the squared Euclidean distance as the similarity.
+
+    Row i of `first` and of `second` are two views of one image (a positive pair); every other row
+    of the batch is a negative (Oord et al. 2018; the two-view form of SimCLR, Chen et al. 2020).
+    The similarity is the search's own metric, so what the term pulls together the L2 index finds.
+    """
+    logits = -torch.cdist(first, second).pow(2) / temperature
+    targets = torch.arange(len(first), device=first.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))

@@ -150,6 +150,8 @@ def test_the_seed_exact_config_is_one_flag_away_and_sits_beside_the_default(
     seed_exact = out.strip()
     record = json.loads((trained_copy / "models" / seed_exact / "model.json").read_text())
     assert record["config"]["code_activation"] == "relu"  # the chapter's ReLU code; the default's is linear
+    assert record["config"]["augment"] is False and record["config"]["contrastive"] == 0.0  # plain reconstruction
+    assert record["config"]["stroke_pooled_code"] is False  # the encoder's own code
     code, out, err = run(capsys, *base, "eval", "--json", "--also", seed_exact)
     assert code == 0, err
     methods = [row["method"] for row in json.loads(out)]

@@ -31,6 +31,20 @@ def test_round_trip_gives_identical_codes(tmp_path: Path) -> None:
     assert (tmp_path / record.version / "model.json").is_file()
 
 
+def test_a_model_saved_before_a_field_existed_loads_as_it_was_indexed(tmp_path: Path) -> None:
+    record = save_model(build_model(tiny_config()), tmp_path)
+    description = json.loads((tmp_path / record.version / "model.json").read_text())
+    assert description["config"]["stroke_pooled_code"] is True  # today's default
+    for field in ("contrastive", "stroke_pooled_code"):  # what a model saved before them holds
+        del description["config"][field]
+    (tmp_path / record.version / "model.json").write_text(json.dumps(description))
+    loaded, _ = load_model(tmp_path / record.version)
+    assert loaded.config.stroke_pooled_code is False and loaded.config.contrastive == 0.0  # type: ignore[attr-defined]
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():  # its gallery was embedded with the encoder's own codes, so its queries are too
+        assert torch.equal(loaded.embed(images), loaded.encode(loaded.prepare(images)))
+
+
 def test_version_is_a_content_hash(tmp_path: Path) -> None:
     first = save_model(build_model(tiny_config()), tmp_path)
     same = save_model(build_model(tiny_config()), tmp_path)

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from models.base import Autoencoder
+from models.data.augment import thicker, thinner
 from models.frozen import frozen_embed
+from models.variants.conv import ConvAutoencoder
 from models.registry import VARIANTS, build_model, default_config
 
 
@@ -16,6 +18,21 @@ def test_frozen_codes_equal_eager_codes_for_every_variant(variant: str) -> None:
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
     assert torch.allclose(embed(images), model.embed(images), atol=1e-4)
     assert embed(images[:1]).shape == (1, model.config.code_dim)
+
+
+def test_the_stroke_pooled_conv_code_is_traced_and_is_the_mean_of_three_views() -> None:
+    torch.manual_seed(0)
+    model = build_model(default_config("conv"))
+    assert isinstance(model, ConvAutoencoder) and model.config.stroke_pooled_code
+    embed = frozen_embed(model)
+    assert embed is not model.embed  # one traced graph, views included
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    x = model.prepare(images)
+    with torch.no_grad():
+        views = [model.encode(view) for view in (x, (x + thicker(x)) / 2, (x + thinner(x)) / 2)]
+    expected = torch.stack(views).mean(dim=0)
+    assert torch.allclose(model.embed(images), expected, atol=1e-5)
+    assert torch.allclose(embed(images), expected, atol=1e-4)
 
 
 def test_an_untraceable_model_keeps_eager_encoding(monkeypatch: pytest.MonkeyPatch) -> None:

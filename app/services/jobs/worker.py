@@ -22,7 +22,7 @@ from app.services.jobs.store import INTERRUPTED_ERROR, JobProgress, JobRecord, J
 from app.services.workspace import Workspace
 from models.data.mnist import Source
 from models.progress import Progress, TrainingStopped
-from models.registry import config_from_dict
+from models.registry import saved_config_from_dict
 
 logger = logging.getLogger("aeseek.worker")
 
@@ -106,7 +106,7 @@ def run_job(
     store.save(record)
     reporter = ProgressReporter(store, record)
     try:
-        config = config_from_dict(record.config)
+        config = saved_config_from_dict(record.config)  # the config as it was queued
         model = train_model(
             workspace,
             config,

@@ -52,15 +52,18 @@ def test_distortions_are_seeded(full_mnist: dict) -> None:
 
 def test_conv_with_augment_trains_on_views_and_evaluates_on_clean_images(full_mnist: dict) -> None:
     model = build_model(
-        config_from_dict({"variant": "conv", "channels": [8, 8, 8], "augment": True, "consistency": 0.5})
+        config_from_dict(
+            {"variant": "conv", "channels": [8, 8, 8], "augment": True, "consistency": 0.5, "contrastive": 0.25}
+        )
     )
     assert isinstance(model, ConvAutoencoder)
     x = _digits(full_mnist)
     model.train()
     with torch.no_grad():
         parts = model.loss(x)
-    assert set(parts) == {"loss", "reconstruction", "consistency"}
-    assert parts["loss"] == pytest.approx(float(parts["reconstruction"] + 0.5 * parts["consistency"]), rel=1e-5)
+    assert set(parts) == {"loss", "reconstruction", "consistency", "contrastive"}
+    weighted = parts["reconstruction"] + 0.5 * parts["consistency"] + 0.25 * parts["contrastive"]
+    assert parts["loss"] == pytest.approx(float(weighted), rel=1e-5)
     model.eval()
     with torch.no_grad():
         assert set(model.loss(x)) == {"loss", "reconstruction"}  # evaluation reconstructs the clean image

@@ -7,7 +7,13 @@ from torch import nn
 from models.data.corruption import corrupt
 from models.registry import config_from_dict
 from models.variants.dense import DenseAutoencoder
-from models.variants.losses import contractive_autograd, contractive_sigmoid_layer, sparsity_kl, weight_decay
+from models.variants.losses import (
+    contractive_autograd,
+    contractive_sigmoid_layer,
+    info_nce_euclidean,
+    sparsity_kl,
+    weight_decay,
+)
 
 
 def test_weight_decay_sums_squared_weights_not_biases() -> None:
@@ -16,6 +22,25 @@ def test_weight_decay_sums_squared_weights_not_biases() -> None:
         layer.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
         layer.bias.fill_(100.0)
     assert weight_decay([layer, nn.ReLU()]).item() == pytest.approx(1 + 4 + 0.25 + 9)
+
+
+def test_info_nce_euclidean_matches_the_formula_by_hand() -> None:
+    first = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    second = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    temperature = 0.5
+
+    def side(a: torch.Tensor, b: torch.Tensor) -> float:
+        # Mean over rows of -log softmax of -|a_i - b_j|^2 / T at the matching j.
+        total = 0.0
+        for i in range(len(a)):
+            logits = [-float(((a[i] - b[j]) ** 2).sum()) / temperature for j in range(len(b))]
+            total -= logits[i] - math.log(sum(math.exp(value) for value in logits))
+        return total / len(a)
+
+    expected = 0.5 * (side(first, second) + side(second, first))
+    assert info_nce_euclidean(first, second, temperature).item() == pytest.approx(expected, rel=1e-6)
+    apart = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    assert info_nce_euclidean(apart, apart, 1.0).item() == pytest.approx(0.0, abs=1e-6)  # pairs found, others far
 
 
 def test_sparsity_kl_matches_the_formula_by_hand() -> None:
