@@ -58,8 +58,8 @@ class ConvConfig(AutoencoderConfig):
         0.05,
         ge=0,
         description="With augment: weight of an InfoNCE term on the codes of two views of each image, the rest "
-        "of the batch as negatives, similarity minus the squared Euclidean distance (measured better on every "
-        "retrieval figure; 0: reconstruction alone).",
+        "of the batch as negatives, similarity minus the squared Euclidean distance (measured better on the "
+        "protocol and on the validation split; 0: reconstruction alone).",
     )
     temperature: float = Field(1.0, gt=0, description="Temperature of the contrastive term's logits.")
     stroke_pooled_code: bool = Field(

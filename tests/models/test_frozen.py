@@ -6,8 +6,8 @@ import torch
 from models.base import Autoencoder
 from models.data.augment import thicker, thinner
 from models.frozen import frozen_embed
-from models.variants.conv import ConvAutoencoder
 from models.registry import VARIANTS, build_model, default_config
+from models.variants.conv import ConvAutoencoder
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
