@@ -23,10 +23,12 @@ from app.rendering.plots import labelled_grid_png
 from app.services.distributed import train_as_rank, train_model
 from app.services.distributed_index import build_across
 from app.services.evaluation import (
+    VALIDATION_SEED,
     evaluate_and_record,
     feedback_precision,
     format_table,
     hardest_queries,
+    held_out_count,
     robustness_precision,
     validation_scores,
 )
@@ -290,13 +292,20 @@ def _eval_robustness(args: argparse.Namespace, workspace: Workspace, version: st
     from app.bench.robustness import robustness_set
 
     versions = [version, *(args.also or [])]
-    test = workspace.split("test")
-    samples = robustness_set(test.images, test.labels)
+    gallery = None
+    if args.validation:  # no test digit: the training split's last images, re-rendered with another seed
+        train = workspace.split("train")
+        held_out = held_out_count(len(train))
+        samples = robustness_set(train.images[-held_out:], train.labels[-held_out:], seed=VALIDATION_SEED)
+        gallery = (train.images[:-held_out], train.labels[:-held_out])
+    else:
+        test = workspace.split("test")
+        samples = robustness_set(test.images, test.labels)
     print(f"{len(samples)} uploads; models {versions}", file=sys.stderr)
     loaded = [load_model(workspace.models_dir / v) for v in versions]
     models = [(f"{record.variant} {record.version}", model) for model, record in loaded]
     uploads = [(s.source, s.label, s.data) for s in samples]
-    table = robustness_precision(workspace, models, uploads, groups=[s.group for s in samples])
+    table = robustness_precision(workspace, models, uploads, groups=[s.group for s in samples], gallery=gallery)
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
@@ -565,7 +574,10 @@ def _parser() -> argparse.ArgumentParser:
         "--rerank", action="store_true", help="Also the same codes re-ranked (database augmentation, query expansion)."
     )
     evaluate.add_argument(
-        "--robustness", action="store_true", help="P@10 per source of user-like uploads (app/bench/robustness.py)."
+        "--robustness",
+        action="store_true",
+        help="P@10 per source of user-like uploads (app/bench/robustness.py); with --validation, made from the "
+        "validation split's digits instead of the test set's.",
     )
     evaluate.add_argument(
         "--validation",

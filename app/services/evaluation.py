@@ -137,12 +137,19 @@ def evaluate_model(
 
 
 VALIDATION_QUERIES = 10_000
+# The user-like set of the validation split is drawn with this seed (the test's uses 0).
+VALIDATION_SEED = 1
+
+
+def held_out_count(images: int) -> int:
+    """How many of the training split's last images the validation split holds out as queries."""
+    return max(1, min(VALIDATION_QUERIES, images // 6))
 
 
 def validation_scores(model: Autoencoder, images: np.ndarray, labels: np.ndarray) -> RetrievalScores:
     """Scores on a split of the training set alone, for choosing settings without the test set: its
     last VALIDATION_QUERIES images (a sixth of a smaller set) query the ones before them."""
-    held_out = max(1, min(VALIDATION_QUERIES, len(images) // 6))
+    held_out = held_out_count(len(images))
     codes = embed_images(model, images)
     return evaluate_codes(codes[:-held_out], labels[:-held_out], codes[-held_out:], labels[-held_out:])
 
@@ -214,17 +221,25 @@ def feedback_precision(
     return precisions
 
 
+@dataclass(frozen=True)
+class _Gallery:
+    images: np.ndarray
+    labels: np.ndarray
+
+
 def robustness_precision(
     workspace: Workspace,
     models: list[tuple[str, Autoencoder]],
     uploads: list[tuple[str, int, bytes]],
     k: int = 10,
     groups: list[str] | None = None,
+    gallery: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """P@k per source of labelled uploads (source, label, bytes) against the training gallery, for each
-    model and for raw pixels, with the service's own decoding and preprocessing; with `groups` (one
-    name per upload, empty for none), also P@k per named group."""
-    train = workspace.split("train")
+    """P@k per source of labelled uploads (source, label, bytes) against the training gallery (or
+    `gallery`, images and labels), for each model and for raw pixels, with the service's own decoding
+    and preprocessing; with `groups` (one name per upload, empty for none), also P@k per named group."""
+    split = workspace.split("train")
+    train = _Gallery(*(gallery or (split.images, split.labels)))
     queries: list[np.ndarray | None] = []
     labels, sources = [], []
     for source, label, data in uploads:
@@ -237,13 +252,14 @@ def robustness_precision(
     usable = [i for i, query in enumerate(queries) if query is not None]
     stacked = np.stack([query for query in queries if query is not None])
     label_array, source_array = np.array(labels), np.array(sources)
-    pixels = train.images.reshape(len(train), -1).astype(np.float32) / 255.0
+    pixels = train.images.reshape(len(train.images), -1).astype(np.float32) / 255.0
     candidates = [(name, embed_images(model, train.images), embed_images(model, stacked)) for name, model in models]
     candidates.append(("raw pixels", pixels, stacked.reshape(len(stacked), -1).astype(np.float32) / 255.0))
     table: dict[str, dict[str, float]] = {}
-    for name, gallery, codes in candidates:
+    for name, gallery_codes, codes in candidates:
         hits = np.zeros(len(queries))
-        hits[usable] = (train.labels[exact_neighbours(gallery, codes, k)] == label_array[usable, None]).mean(axis=1)
+        found = exact_neighbours(gallery_codes, codes, k)
+        hits[usable] = (train.labels[found] == label_array[usable, None]).mean(axis=1)
         table[name] = {source: float(hits[source_array == source].mean()) for source in dict.fromkeys(sources)}
         if groups is not None:
             group_array = np.array(groups)

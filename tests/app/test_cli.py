@@ -124,6 +124,25 @@ def test_eval_validation_scores_a_split_of_the_training_set_without_a_test_image
     assert scores["p_at_10"] > 2 * chance_precision(full_mnist) and 0 < scores["map_at_100"] <= 1
 
 
+def test_eval_robustness_on_the_validation_split_reads_no_test_image(
+    capsys: pytest.CaptureFixture[str], trained_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    original = Workspace.split
+
+    def training_only(self: Workspace, name: str) -> MnistSplit:
+        assert name == "train", "the validation robustness set must not read the test split"
+        return original(self, name)
+
+    monkeypatch.setattr(Workspace, "split", training_only)
+    code, out, err = run(capsys, "--data-dir", str(trained_copy), "eval", "--robustness", "--validation", "--json")
+    assert code == 0, err
+    table = json.loads(out)
+    assert set(table) >= {"raw pixels"} and len(table) == 2  # the active model and raw pixels
+    for scores in table.values():
+        assert {"rerendered", "typed", "drawn"} <= set(scores) and all(0 <= p <= 1 for p in scores.values())
+
+
 def test_eval_draws_the_hardest_queries_worst_first(
     capsys: pytest.CaptureFixture[str], trained_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
