@@ -61,7 +61,11 @@ class ConvConfig(AutoencoderConfig):
         "of the batch as negatives, similarity minus the squared Euclidean distance (measured better on the "
         "protocol and on the validation split; 0: reconstruction alone).",
     )
-    temperature: float = Field(1.0, gt=0, description="Temperature of the contrastive term's logits.")
+    temperature: float = Field(
+        0.5,
+        gt=0,
+        description="Temperature of the contrastive term's logits (0.5 chosen over 1 on the validation split).",
+    )
     stroke_pooled_code: bool = Field(
         True,
         description="The retrieval code is the mean of the codes of the image, the image halfway thickened and "
