@@ -221,12 +221,6 @@ def feedback_precision(
     return precisions
 
 
-@dataclass(frozen=True)
-class _Gallery:
-    images: np.ndarray
-    labels: np.ndarray
-
-
 def robustness_precision(
     workspace: Workspace,
     models: list[tuple[str, Autoencoder]],
@@ -238,8 +232,10 @@ def robustness_precision(
     """P@k per source of labelled uploads (source, label, bytes) against the training gallery (or
     `gallery`, images and labels), for each model and for raw pixels, with the service's own decoding
     and preprocessing; with `groups` (one name per upload, empty for none), also P@k per named group."""
-    split = workspace.split("train")
-    train = _Gallery(*(gallery or (split.images, split.labels)))
+    if gallery is None:
+        train = workspace.split("train")
+        gallery = (train.images, train.labels)
+    gallery_images, gallery_labels = gallery
     queries: list[np.ndarray | None] = []
     labels, sources = [], []
     for source, label, data in uploads:
@@ -252,17 +248,17 @@ def robustness_precision(
     usable = [i for i, query in enumerate(queries) if query is not None]
     stacked = np.stack([query for query in queries if query is not None])
     label_array, source_array = np.array(labels), np.array(sources)
-    pixels = train.images.reshape(len(train.images), -1).astype(np.float32) / 255.0
-    candidates = [(name, embed_images(model, train.images), embed_images(model, stacked)) for name, model in models]
+    pixels = gallery_images.reshape(len(gallery_images), -1).astype(np.float32) / 255.0
+    candidates = [(name, embed_images(model, gallery_images), embed_images(model, stacked)) for name, model in models]
     candidates.append(("raw pixels", pixels, stacked.reshape(len(stacked), -1).astype(np.float32) / 255.0))
+    group_array = np.array(groups or [])
     table: dict[str, dict[str, float]] = {}
     for name, gallery_codes, codes in candidates:
         hits = np.zeros(len(queries))
         found = exact_neighbours(gallery_codes, codes, k)
-        hits[usable] = (train.labels[found] == label_array[usable, None]).mean(axis=1)
+        hits[usable] = (gallery_labels[found] == label_array[usable, None]).mean(axis=1)
         table[name] = {source: float(hits[source_array == source].mean()) for source in dict.fromkeys(sources)}
-        if groups is not None:
-            group_array = np.array(groups)
+        if groups:
             table[name] |= {group: float(hits[group_array == group].mean()) for group in dict.fromkeys(groups) if group}
     return table
 

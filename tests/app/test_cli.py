@@ -104,13 +104,8 @@ def test_eval_simulates_relevance_feedback(
     assert len(rounds) == 3 and rounds[1] > rounds[0] and rounds[2] >= rounds[1]  # each round helps
 
 
-def test_eval_validation_scores_a_split_of_the_training_set_without_a_test_image(
-    capsys: pytest.CaptureFixture[str],
-    trained_copy: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    full_mnist: dict[str, MnistSplit],
-) -> None:
-    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+def _forbid_the_test_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any read of the test split fail the test: validation must choose without it."""
     original = Workspace.split
 
     def training_only(self: Workspace, name: str) -> MnistSplit:
@@ -118,6 +113,16 @@ def test_eval_validation_scores_a_split_of_the_training_set_without_a_test_image
         return original(self, name)
 
     monkeypatch.setattr(Workspace, "split", training_only)
+
+
+def test_eval_validation_scores_a_split_of_the_training_set_without_a_test_image(
+    capsys: pytest.CaptureFixture[str],
+    trained_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    full_mnist: dict[str, MnistSplit],
+) -> None:
+    monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
+    _forbid_the_test_split(monkeypatch)
     code, out, err = run(capsys, "--data-dir", str(trained_copy), "eval", "--validation", "--json")
     assert code == 0, err
     [scores] = json.loads(out).values()
@@ -128,13 +133,7 @@ def test_eval_robustness_on_the_validation_split_reads_no_test_image(
     capsys: pytest.CaptureFixture[str], trained_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AESEEK_MNIST_SOURCE", "idx")
-    original = Workspace.split
-
-    def training_only(self: Workspace, name: str) -> MnistSplit:
-        assert name == "train", "the validation robustness set must not read the test split"
-        return original(self, name)
-
-    monkeypatch.setattr(Workspace, "split", training_only)
+    _forbid_the_test_split(monkeypatch)
     code, out, err = run(capsys, "--data-dir", str(trained_copy), "eval", "--robustness", "--validation", "--json")
     assert code == 0, err
     table = json.loads(out)
