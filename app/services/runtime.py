@@ -38,8 +38,13 @@ LOADED_MODELS = 4
 # Longest a decode waits for a slot before the request is shed (the queue is bounded too).
 DECODE_WAIT_S = 10.0
 KEPT_MODEL_PICTURES = 32
-# Uploads up to this many pixels are decoded on the event loop (a 28x28 PNG takes ~0.1 ms).
+# Outside the micro-batcher (filtered searches, batching off), uploads up to this many pixels
+# are decoded on the event loop (a 28x28 PNG takes ~0.1 ms), larger ones in the decode pool.
 INLINE_DECODE_PIXELS = 128 * 128
+# The micro-batcher decodes uploads up to this many pixels itself (scans and crops: 2-6 ms at
+# 640x640, noisy WebP the worst); larger ones (phone photos: 7-18 ms) are decoded in the decode
+# pool first, so that one big upload never holds up a batch of small ones.
+BATCHED_DECODE_PIXELS = 640 * 640
 
 
 def configure_threads(settings: Settings) -> None:
@@ -137,11 +142,12 @@ class Runtime:
     async def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
         """Search with an upload: decode and preprocess it, then encode and search, timing each stage.
 
-        Small images (the usual query) are decoded and preprocessed right here on the event
-        loop, which costs less than a hop to a worker thread; larger ones go to a worker thread
-        so that the loop never stalls on a big decode. Encoding and search happen in the
-        micro-batcher's thread when it runs (unfiltered queries), else in a worker thread;
-        torch and FAISS release the GIL while they compute.
+        The event loop only reads the header (format, size, limits). With the micro-batcher on
+        (unfiltered queries), its thread decodes and preprocesses uploads of up to
+        BATCHED_DECODE_PIXELS with the rest of its batch, then encodes and searches them all; larger
+        uploads are decoded in the decode pool first. Otherwise small images are decoded on the
+        loop, larger ones in the pool, and the search runs in a worker thread. Pillow, torch and
+        FAISS release the GIL while they compute.
         """
         with self.admitted("search"):
             return await self._search_upload(data, k, label)
@@ -150,18 +156,25 @@ class Runtime:
         service = self.require_search()
         started = time.perf_counter()
         image = service.open(data)
-        if image.width * image.height <= INLINE_DECODE_PIXELS:
-            prepared = service.prepare_opened(image, started)
-        else:
-            prepared = await self._decode_in_pool(service, image, started)
+        pixels = image.width * image.height
         if self.batcher is None or label is not None:
+            prepared = await self._prepare(service, image, started)
             [outcome] = await asyncio.to_thread(service.search_images, [prepared.query], k, label)
             return outcome.after(prepared.timings_ms)
+        earlier: dict[str, float] = {}
+        query: np.ndarray | Image.Image = image  # the batcher decodes it with its batch
+        if pixels > BATCHED_DECODE_PIXELS:
+            prepared = await self._decode_in_pool(service, image, started)
+            query, earlier = prepared.query, prepared.timings_ms
         submitted = time.perf_counter()
-        outcome = await self.batcher.submit_async(prepared.query, k)
-        computed = outcome.timings_ms["encode"] + outcome.timings_ms["search"]
-        waited = (time.perf_counter() - submitted) * 1000.0 - computed
-        return outcome.after(prepared.timings_ms, queue=max(waited, 0.0))
+        outcome = await self.batcher.submit_async(query, k)
+        waited = (time.perf_counter() - submitted) * 1000.0 - sum(outcome.timings_ms.values())
+        return outcome.after(earlier, queue=max(waited, 0.0))
+
+    async def _prepare(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
+        if image.width * image.height <= INLINE_DECODE_PIXELS:
+            return service.prepare_opened(image, started)
+        return await self._decode_in_pool(service, image, started)
 
     async def _decode_in_pool(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
         # A pool of `decode_threads` threads; what waits for it is counted here, on the event loop,

@@ -103,19 +103,23 @@ class SearchService:
         query = to_mnist(to_grayscale(image))
         return PreparedQuery(query, {"decode": _ms_between(started, decoded), "preprocess": _ms_since(decoded)})
 
+    def prepare_alone(self, upload: bytes | Image.Image) -> PreparedQuery | AeseekError:
+        """One upload of several (raw, or opened just now): prepared, or the error that fails it alone."""
+        try:
+            if isinstance(upload, bytes):
+                return self.prepare_upload(upload)
+            return self.prepare_opened(upload, time.perf_counter())
+        except AeseekError as error:
+            return error
+        except Exception as error:  # a bug on one file must not fail the others: that file is a 500
+            logger.exception("preparing one upload of a batch failed")
+            return UnexpectedUploadError(f"this file could not be processed ({type(error).__name__})")
+
     def search_uploads(
         self, uploads: list[bytes], k: int, label: int | None = None
     ) -> list[SearchOutcome | AeseekError]:
         """Several uploads: each prepared alone (a bad one fails alone), the rest searched as one batch."""
-        prepared: list[PreparedQuery | AeseekError] = []
-        for data in uploads:
-            try:
-                prepared.append(self.prepare_upload(data))
-            except AeseekError as error:
-                prepared.append(error)
-            except Exception as error:  # a bug on one file must not fail the others: that file is a 500
-                logger.exception("preparing one upload of a batch failed")
-                prepared.append(UnexpectedUploadError(f"this file could not be processed ({type(error).__name__})"))
+        prepared = [self.prepare_alone(data) for data in uploads]
         good = [item for item in prepared if isinstance(item, PreparedQuery)]
         outcomes = iter(self.search_images([item.query for item in good], k, label) if good else [])
         return [item if isinstance(item, AeseekError) else next(outcomes).after(item.timings_ms) for item in prepared]

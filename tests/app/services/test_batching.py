@@ -5,12 +5,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.services.batching import MicroBatcher
-from app.services.search import SearchService, Snapshot
+from app.services.search import SearchOutcome, SearchService, Snapshot
 from app.services.workspace import Workspace
 from models.data.mnist import MnistSplit
 from models.data.preprocessing import DecodeLimits
+from models.errors import CorruptImageError
+from tests.helpers import encode, paper_scan, png_of
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,27 @@ def test_a_failing_batch_raises_in_awaiting_coroutines(
     with pytest.raises(RuntimeError, match="model unavailable"):
         asyncio.run(ask())
     batcher.close()
+
+
+def test_opened_uploads_are_decoded_in_the_batch_and_a_bad_one_fails_alone(
+    service: SearchService, full_mnist: dict[str, MnistSplit]
+) -> None:
+    digits = [full_mnist["test"].images[i] for i in range(6)]
+    uploads = [encode(paper_scan(digit, 120 + 40 * i), "JPEG" if i % 2 else "PNG") for i, digit in enumerate(digits)]
+    truncated = png_of(digits[0])[:60]  # the header reads, the pixels do not
+    batcher = MicroBatcher(lambda: service, max_size=16, max_wait_ms=200)
+    opened = [service.open(data) for data in [*uploads[:3], truncated]]
+    mixed: list[np.ndarray | Image.Image] = [*opened, *(service.prepare_upload(data).query for data in uploads[3:])]
+    futures = [batcher.submit(item, 5) for item in mixed]
+    with pytest.raises(CorruptImageError):
+        futures[3].result(timeout=30)
+    outcomes = [future.result(timeout=30) for future in futures[:3] + futures[4:]]
+    batcher.close()
+    assert {outcome.batch_size for outcome in outcomes} == {6}  # one batch, less the bad upload
+    for data, outcome in zip(uploads, outcomes, strict=True):
+        [alone] = service.search_uploads([data], 5)
+        assert isinstance(alone, SearchOutcome)
+        assert [n.item.id for n in outcome.neighbours] == [n.item.id for n in alone.neighbours]
+    for outcome in outcomes[:3]:
+        assert list(outcome.timings_ms) == ["decode", "preprocess", "encode", "search"]
+    assert list(outcomes[3].timings_ms) == ["encode", "search"]  # prepared before it was submitted

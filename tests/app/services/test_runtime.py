@@ -2,6 +2,7 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from app.services.runtime import Runtime
 from models.errors import CheckpointError, NotFoundError, NotReadyError, OverloadedError
-from tests.helpers import encode, png_of, serving_settings
+from tests.helpers import encode, paper_scan, png_of, serving_settings
 
 
 def started(root: Path, **overrides: object) -> Runtime:
@@ -45,6 +46,34 @@ def test_batched_and_unbatched_searches_find_the_same_neighbours(trained_dir: Pa
         assert list(second.timings_ms) == ["decode", "preprocess", "encode", "search"]
     assert max(outcome.batch_size for outcome in via_batcher) > 1  # concurrent queries shared a batch
     assert [outcome.neighbours[0].item.id for outcome in via_batcher] == list(range(8))
+
+
+def test_the_batcher_decodes_scans_and_only_larger_uploads_take_the_decode_pool(
+    trained_dir: Path, train_images: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batched, alone = started(trained_dir), started(trained_dir, batching=False)
+    sides = [14, 100, 360, 400, 600]  # pages 28x21 to 1200x900; up to 640x640 pixels the batcher decodes
+    uploads = [encode(paper_scan(train_images[i], side)) for i, side in enumerate(sides)]
+    pooled: list[tuple[int, int]] = []
+    to_pool = batched._decode_in_pool
+
+    async def counted(service: Any, image: Image.Image, at: float) -> Any:
+        pooled.append(image.size)
+        return await to_pool(service, image, at)
+
+    monkeypatch.setattr(batched, "_decode_in_pool", counted)
+    try:
+
+        async def search_all(runtime: Runtime) -> list:
+            return await asyncio.gather(*(runtime.search_upload(data, 5) for data in uploads))
+
+        via_batcher, one_by_one = asyncio.run(search_all(batched)), asyncio.run(search_all(alone))
+    finally:
+        batched.stop_batching()
+    assert pooled == [(800, 600), (1200, 900)]
+    for first, second in zip(via_batcher, one_by_one, strict=True):
+        assert [n.item.id for n in first.neighbours] == [n.item.id for n in second.neighbours]
+        assert list(first.timings_ms) == ["decode", "preprocess", "encode", "search", "queue"]
 
 
 def test_gallery_changes_are_saved_and_ids_are_not_reused(trained_copy: Path, train_images: np.ndarray) -> None:
