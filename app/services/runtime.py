@@ -24,7 +24,7 @@ from app.services.galleries import open_gallery_store
 from app.services.retention import size_of
 from app.services.search import PreparedQuery, SearchOutcome, SearchService, Snapshot
 from app.services.workspace import Workspace
-from app.settings import Settings, decode_threads, index_spec
+from app.settings import Settings, batcher_decodes, decode_threads, index_spec
 from index.backend import set_search_threads
 from index.gallery import Gallery, GalleryItem, LatentProjection, latent_projection
 from models.base import Autoencoder
@@ -38,12 +38,12 @@ LOADED_MODELS = 4
 # Longest a decode waits for a slot before the request is shed (the queue is bounded too).
 DECODE_WAIT_S = 10.0
 KEPT_MODEL_PICTURES = 32
-# Outside the micro-batcher (filtered searches, batching off), uploads up to this many pixels
-# are decoded on the event loop (a 28x28 PNG takes ~0.1 ms), larger ones in the decode pool.
+# Unless the micro-batcher decodes them, uploads up to this many pixels are decoded on the event
+# loop (a 28x28 PNG takes ~0.1 ms), larger ones in the decode pool.
 INLINE_DECODE_PIXELS = 128 * 128
-# The micro-batcher decodes uploads up to this many pixels itself (scans and crops: 2-6 ms at
-# 640x640, noisy WebP the worst); larger ones (phone photos: 7-18 ms) are decoded in the decode
-# pool first, so that one big upload never holds up a batch of small ones.
+# When it decodes (settings.batcher_decodes), the micro-batcher decodes uploads up to this many
+# pixels itself (scans and crops: 2-6 ms at 640x640, noisy WebP the worst); larger ones (phone
+# photos: 7-18 ms) are decoded in the decode pool first, so one never holds up a batch of small ones.
 BATCHED_DECODE_PIXELS = 640 * 640
 
 
@@ -79,6 +79,7 @@ class Runtime:
         # Query decodes too large for the event loop (see _decode_in_pool); batches and pictures,
         # which run in the framework's thread pool, take `admitted("decode")` slots instead.
         self._decode_pool = ThreadPoolExecutor(self._decode_threads, thread_name_prefix="aeseek-decode")
+        self._batched_decode_pixels = BATCHED_DECODE_PIXELS if batcher_decodes(settings) else 0
         self._pool_pending = 0
 
     @contextmanager
@@ -142,12 +143,12 @@ class Runtime:
     async def search_upload(self, data: bytes, k: int, label: int | None = None) -> SearchOutcome:
         """Search with an upload: decode and preprocess it, then encode and search, timing each stage.
 
-        The event loop only reads the header (format, size, limits). With the micro-batcher on
-        (unfiltered queries), its thread decodes and preprocesses uploads of up to
-        BATCHED_DECODE_PIXELS with the rest of its batch, then encodes and searches them all; larger
-        uploads are decoded in the decode pool first. Otherwise small images are decoded on the
-        loop, larger ones in the pool, and the search runs in a worker thread. Pillow, torch and
-        FAISS release the GIL while they compute.
+        Small images (the usual query) are decoded on the event loop, larger ones in the decode
+        pool, so that the loop never stalls on a big decode. With the micro-batcher on (unfiltered
+        queries) the batcher encodes and searches; when it decodes too (`batcher_decodes`: a core
+        per worker), the loop reads only the header of uploads of up to BATCHED_DECODE_PIXELS and
+        the batcher's thread decodes them with the rest of its batch. Without the batcher the
+        search runs in a worker thread. Pillow, torch and FAISS release the GIL while they compute.
         """
         with self.admitted("search"):
             return await self._search_upload(data, k, label)
@@ -163,8 +164,8 @@ class Runtime:
             return outcome.after(prepared.timings_ms)
         earlier: dict[str, float] = {}
         query: np.ndarray | Image.Image = image  # the batcher decodes it with its batch
-        if pixels > BATCHED_DECODE_PIXELS:
-            prepared = await self._decode_in_pool(service, image, started)
+        if pixels > self._batched_decode_pixels:
+            prepared = await self._prepare(service, image, started)
             query, earlier = prepared.query, prepared.timings_ms
         submitted = time.perf_counter()
         outcome = await self.batcher.submit_async(query, k)

@@ -51,7 +51,7 @@ def test_batched_and_unbatched_searches_find_the_same_neighbours(trained_dir: Pa
 def test_the_batcher_decodes_scans_and_only_larger_uploads_take_the_decode_pool(
     trained_dir: Path, train_images: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batched, alone = started(trained_dir), started(trained_dir, batching=False)
+    batched, alone = started(trained_dir, batcher_decodes=True), started(trained_dir, batching=False)
     sides = [14, 100, 360, 400, 600]  # pages 28x21 to 1200x900; up to 640x640 pixels the batcher decodes
     uploads = [encode(paper_scan(train_images[i], side)) for i, side in enumerate(sides)]
     pooled: list[tuple[int, int]] = []
