@@ -44,8 +44,8 @@ class Settings(BaseSettings):
         None,
         description="The micro-batcher's thread decodes uploads of up to 640x640 itself, instead of a hop to a "
         "decode thread and back; unset: when each serve worker has one core or less (on 2 cores, 2 workers, the "
-        "realistic mix: 833 req/s against 687; one worker on 2 cores decodes faster in its threads; "
-        "docs/performance.md).",
+        "realistic mix: 855-857 req/s against 650-683, p99 78-81 ms against 114-116; one worker with 2 cores "
+        "decodes faster in its threads; docs/performance.md).",
     )
     index_backend: Literal["faiss", "milvus"] = Field(
         "faiss",
@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         1,
         ge=0,
         description="Server processes sharing the port (`aeseek serve --workers` overrides it); 0: one per core "
-        "(on 2 cores, the realistic mix: 1 worker 512 req/s, 2 workers 687; docs/performance.md).",
+        "(on 2 cores, the realistic mix: 1 worker 441 req/s, 2 workers 790; docs/performance.md).",
     )
     max_waiting_decodes: int = Field(
         64, ge=0, description="Decodes that may wait for one of those; more get 503 with Retry-After (a bounded queue)."
