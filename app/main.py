@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = JobManager(settings) if settings.jobs_enabled else None
     app.state.metrics = metrics = Metrics()
     app.state.idempotency = IdempotencyStore(settings.data_dir / "idempotency")
+    metrics.watch_active(app.state.runtime.active_model)
     if app.state.jobs is not None:
         metrics.watch_jobs(app.state.jobs.store)
     install_error_handlers(app)

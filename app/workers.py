@@ -7,15 +7,20 @@ under `aeseek bench serve`'s load), one process saturated and the other mostly i
 worker binds its own socket to the port with SO_REUSEPORT and the kernel spreads new
 connections over the listening sockets by a hash of their addresses, so every worker gets its
 share. The supervisor holds the port (bound, not listening, so it takes no connections),
-replaces a worker that dies, and passes SIGTERM/SIGINT on to the workers.
+replaces a worker that dies, and passes SIGTERM/SIGINT on to the workers. It also gives the
+workers a fresh directory for their metrics (prometheus_client's multiprocess mode, see
+app/services/observability.py), removed when it stops, so that `/metrics` sums all workers.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -31,6 +36,8 @@ EARLY_DEATH_S = 10.0
 EARLY_DEATHS_TO_GIVE_UP = 3
 POLL_S = 0.5
 STOP_GRACE_S = 30.0
+# prometheus_client's own variable, read when a worker imports it (spawned workers import afresh).
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -84,6 +91,9 @@ class Supervisor:
         holder = reuse_port_socket(self.options["host"], self.options["port"])
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.stop)
+        # Fresh for each run: counts left by an earlier run would be added to this one's.
+        metrics_dir = tempfile.mkdtemp(prefix="aeseek-metrics-")
+        os.environ[METRICS_DIR_VARIABLE] = metrics_dir
         early_deaths, status = 0, 0
         try:
             self._processes = [self._start() for _ in range(self.workers)]
@@ -103,6 +113,7 @@ class Supervisor:
         finally:
             self._stop_all()
             holder.close()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         return status
 
     def _stop_all(self) -> None:

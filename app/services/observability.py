@@ -1,16 +1,25 @@
-"""Prometheus metrics and structured (JSON) logs with request ids (set by app/api/middleware.py)."""
+"""Prometheus metrics and structured (JSON) logs with request ids (set by app/api/middleware.py).
+
+With several serve workers (app/workers.py) the supervisor names a fresh directory in
+PROMETHEUS_MULTIPROC_DIR before it starts them: prometheus_client then keeps every worker's
+counters and histograms in memory-mapped files there, and a scrape answered by any worker sums
+them all (its multiprocess mode), so `/metrics` describes the service, not one process. What is
+read at scrape time (the active model, gallery size, jobs) comes from collectors instead.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from app.services.jobs.store import JobStore
@@ -45,30 +54,62 @@ class JobCollector(Collector):
         yield durations
 
 
+# The active model's version and variant, and its gallery's size; None before one is loaded.
+ActiveModel = tuple[str, str, int]
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class ActiveModelCollector(Collector):
+    """The model answering searches (value 1) and its gallery's size, read at scrape time."""
+
+    def __init__(self, active: Callable[[], ActiveModel | None]) -> None:
+        self.active = active
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "aeseek_active_model_info", "The active model (value 1).", labels=["version", "variant"]
+        )
+        size = GaugeMetricFamily("aeseek_gallery_size", "Images in the active gallery.")
+        active = self.active()
+        if active is not None:
+            version, variant, gallery_size = active
+            info.add_metric([version, variant], 1)
+            size.add_metric([], gallery_size)
+        yield info
+        yield size
+
+
+def multiprocess_dir() -> str | None:
+    """The directory where worker processes keep their metrics, when the service runs several."""
+    return os.environ.get(MULTIPROCESS_DIR) or None
+
+
 class Metrics:
-    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+    """The service's Prometheus metrics, in a registry of its own (one per app).
+
+    `registry` is what a scrape reads: this process's metrics, or with several workers
+    (`multiprocess_dir`) the sum over all of them; the collectors read at scrape time join it.
+    """
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "aeseek_requests_total", "HTTP requests.", ["method", "route", "status"], registry=self.registry
-        )
+        self.registry = own = CollectorRegistry()
+        directory = multiprocess_dir()
+        if directory is not None:  # values live in the directory's files; this registry only names them
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry, path=directory)
+        self.requests = Counter("aeseek_requests_total", "HTTP requests.", ["method", "route", "status"], registry=own)
         self.latency = Histogram(
             "aeseek_request_seconds", "HTTP request latency.", ["method", "route"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            buckets=LATENCY_BUCKETS, registry=own,
         )  # fmt: skip
         self.stages = Histogram(
             "aeseek_search_stage_seconds", "Time per search stage.", ["stage"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            buckets=LATENCY_BUCKETS, registry=own,
         )  # fmt: skip
         self.batch_sizes = Histogram(
             "aeseek_search_batch_size", "Queries encoded together with each search.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=own,
         )  # fmt: skip
-        self.gallery_size = Gauge("aeseek_gallery_size", "Images in the active gallery.", registry=self.registry)
-        self.model_info = Gauge(
-            "aeseek_active_model_info", "The active model (value 1).", ["version", "variant"], registry=self.registry
-        )
         self._stage_children: dict[str, Any] = {}
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -76,11 +117,9 @@ class Metrics:
         """Report job states and durations from this store."""
         self.registry.register(JobCollector(store))
 
-    def set_active(self, version: str, variant: str, gallery_size: int) -> None:
-        """Record which model answers and how large its gallery is."""
-        self.model_info.clear()
-        self.model_info.labels(version=version, variant=variant).set(1)
-        self.gallery_size.set(gallery_size)
+    def watch_active(self, active: Callable[[], ActiveModel | None]) -> None:
+        """Report the active model and its gallery's size from this callable."""
+        self.registry.register(ActiveModelCollector(active))
 
     def observe_search(self, outcome: SearchOutcome) -> None:
         """Per-stage timings (milliseconds in the outcome) and the batch the query was part of."""

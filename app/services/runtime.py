@@ -250,6 +250,13 @@ class Runtime:
         logger.info("following a change made elsewhere: model %s, %d images", record.version, len(gallery))
         return True
 
+    def active_model(self) -> tuple[str, str, int] | None:
+        """The version and variant of the model answering searches and its gallery's size; None before one."""
+        if self.search is None:
+            return None
+        snapshot = self.search.snapshot
+        return snapshot.record.version, snapshot.record.variant, len(snapshot.gallery)
+
     def require_search(self) -> SearchService:
         """The search service, or NotReadyError saying why there is none yet."""
         if self.search is None:

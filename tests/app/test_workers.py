@@ -83,6 +83,8 @@ def test_workers_share_connections_are_replaced_when_they_die_and_stop_with_the_
     try:
         until(lambda: len(_serving_workers(supervisor.pid, port)) == 2, seconds=120)
         first, second = _serving_workers(supervisor.pid, port)
+        metrics_dir = _environment(first)["PROMETHEUS_MULTIPROC_DIR"]
+        assert _environment(second)["PROMETHEUS_MULTIPROC_DIR"] == metrics_dir
         # 32 keep-alive connections, as a load test opens them: each worker gets a share, not one all.
         clients = [httpx.Client(timeout=30) for _ in range(32)]
         try:
@@ -92,6 +94,13 @@ def test_workers_share_connections_are_replaced_when_they_die_and_stop_with_the_
         finally:
             for client in clients:
                 client.close()
+        # Each request and scrape on a new connection, so they land on both workers: every scrape sums both.
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        health = f"http://127.0.0.1:{port}/api/v1/health"
+        with httpx.Client(timeout=30, limits=fresh) as client:
+            assert all(client.get(health).status_code == 200 for _ in range(24))
+            series = 'aeseek_requests_total{method="GET",route="/api/v1/health",status="200"} 24.0'
+            assert all(series in client.get(f"http://127.0.0.1:{port}/metrics").text for _ in range(6))
         os.kill(first, signal.SIGKILL)
         until(
             lambda: (
@@ -106,6 +115,12 @@ def test_workers_share_connections_are_replaced_when_they_die_and_stop_with_the_
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=60) == 0
     assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
+    assert not Path(metrics_dir).exists()  # removed with the supervisor
+
+
+def _environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
 
 
 def _answers(client: httpx.Client, url: str) -> bool:

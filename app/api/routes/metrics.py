@@ -6,17 +6,14 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import MetricsDep, RuntimeDep
+from app.api.deps import MetricsDep
 
 router = APIRouter(tags=["observability"])
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-def get_metrics(runtime: RuntimeDep, metrics: MetricsDep) -> PlainTextResponse:
+def get_metrics(metrics: MetricsDep) -> PlainTextResponse:
     """Request counts and latency per route, search stage timings, gallery size, active model,
-    job states and durations, in the Prometheus text format."""
-    search = runtime.search
-    if search is not None:
-        snapshot = search.snapshot
-        metrics.set_active(snapshot.record.version, snapshot.record.variant, len(snapshot.gallery))
+    job states and durations, in the Prometheus text format; with several server workers, the
+    counts and timings of all of them."""
     return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
