@@ -393,7 +393,7 @@ def command_serve(args: argparse.Namespace, settings: Settings) -> int:
         # active.json, and one of them runs the training worker (app/services/jobs/manager.py).
         os.environ["AESEEK_DATA_DIR"] = str(settings.data_dir)
         os.environ["AESEEK_SERVE_WORKERS"] = str(workers)  # each takes its share of the decode threads
-        return serve_workers(options, workers)
+        return serve_workers(options, workers, settings.serve_worker_hang_s)
     else:
         uvicorn.run(create_app(settings), **options)
     return 0

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         description="Server processes sharing the port (`aeseek serve --workers` overrides it); 0: one per core "
         "(on 2 cores, the realistic mix: 1 worker 441 req/s, 2 workers 790; docs/performance.md).",
     )
+    serve_worker_hang_s: float = Field(
+        30.0,
+        gt=0,
+        description="With several serve workers, one whose event loop has not ticked for this long (it stamps a "
+        "heartbeat ten times a second) is killed and replaced.",
+    )
     max_waiting_decodes: int = Field(
         64, ge=0, description="Decodes that may wait for one of those; more get 503 with Retry-After (a bounded queue)."
     )

@@ -7,7 +7,9 @@ under `aeseek bench serve`'s load), one process saturated and the other mostly i
 worker binds its own socket to the port with SO_REUSEPORT and the kernel spreads new
 connections over the listening sockets by a hash of their addresses, so every worker gets its
 share. The supervisor holds the port (bound, not listening, so it takes no connections),
-replaces a worker that dies, and passes SIGTERM/SIGINT on to the workers. It also gives the
+replaces a worker that dies or hangs (its event loop stamps a shared heartbeat ten times a
+second; one silent for `hang_after_s` is killed and replaced), and passes SIGTERM/SIGINT on to
+the workers. It also gives the
 workers a fresh directory for their metrics (prometheus_client's multiprocess mode, see
 app/services/observability.py), removed when it stops, so that `/metrics` sums all workers.
 """
@@ -23,6 +25,7 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -54,31 +57,57 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_one(options: dict[str, Any]) -> None:
+def _serve_one(options: dict[str, Any], heartbeat: Any) -> None:
     """One worker process: its own listening socket on the shared port, then uvicorn until signalled."""
     import uvicorn
+
+    class HeartbeatServer(uvicorn.Server):
+        """Uvicorn's server, stamping `heartbeat` on each tick of its main loop (every 0.1 s, once started)."""
+
+        async def on_tick(self, counter: int) -> bool:
+            heartbeat.value = time.monotonic()  # the same clock in every process
+            return await super().on_tick(counter)
 
     config = uvicorn.Config(APP_FACTORY, factory=True, **options)
     sock = reuse_port_socket(config.host, config.port)
     sock.listen(config.backlog)
-    uvicorn.Server(config).run(sockets=[sock])
+    HeartbeatServer(config).run(sockets=[sock])
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    started: float
+    heartbeat: Any  # a shared double: the monotonic time of its event loop's last tick
 
 
 class Supervisor:
     """Starts `workers` server processes on one port and keeps that many running until told to stop."""
 
-    def __init__(self, options: dict[str, Any], workers: int) -> None:
+    def __init__(self, options: dict[str, Any], workers: int, hang_after_s: float = 30.0) -> None:
         self.options = options
         self.workers = workers
+        self.hang_after_s = hang_after_s
         self._context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch threads forked
         self._stop = threading.Event()
-        self._processes: list[tuple[BaseProcess, float]] = []
+        self._processes: list[_Worker] = []
 
-    def _start(self) -> tuple[BaseProcess, float]:
-        process = self._context.Process(target=_serve_one, args=(self.options,), name="aeseek-serve")
+    def _start(self) -> _Worker:
+        heartbeat = self._context.Value("d", 0.0, lock=False)  # 0 until its server has started
+        process = self._context.Process(target=_serve_one, args=(self.options, heartbeat), name="aeseek-serve")
         process.start()
         logger.info("started server worker %s", process.pid)
-        return process, time.monotonic()
+        return _Worker(process, time.monotonic(), heartbeat)
+
+    def _hung(self, worker: _Worker) -> bool:
+        """Started serving, then its event loop fell silent for `hang_after_s`; it is killed here."""
+        beat = worker.heartbeat.value
+        if beat == 0.0 or time.monotonic() - beat < self.hang_after_s:
+            return False
+        logger.error("server worker %s has not ticked for %.0f s: killing it", worker.process.pid, self.hang_after_s)
+        worker.process.kill()
+        worker.process.join()
+        return True
 
     def stop(self, signum: int = signal.SIGTERM, frame: object = None) -> None:
         """Ask the supervisor to stop its workers and return (a signal handler)."""
@@ -98,10 +127,11 @@ class Supervisor:
         try:
             self._processes = [self._start() for _ in range(self.workers)]
             while not self._stop.wait(POLL_S):
-                for slot, (process, started) in enumerate(self._processes):
-                    if process.is_alive():
+                for slot, worker in enumerate(self._processes):
+                    process = worker.process
+                    if process.is_alive() and not self._hung(worker):
                         continue
-                    lived = time.monotonic() - started
+                    lived = time.monotonic() - worker.started
                     early_deaths = early_deaths + 1 if lived < EARLY_DEATH_S else 0
                     logger.error("server worker %s exited with %s after %.1f s", process.pid, process.exitcode, lived)
                     if process.exitcode == STARTUP_FAILURE or early_deaths >= EARLY_DEATHS_TO_GIVE_UP:
@@ -117,17 +147,18 @@ class Supervisor:
         return status
 
     def _stop_all(self) -> None:
-        for process, _ in self._processes:
-            if process.is_alive():
-                process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+        for worker in self._processes:
+            if worker.process.is_alive():
+                worker.process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
         deadline = time.monotonic() + STOP_GRACE_S
-        for process, _ in self._processes:
+        for worker in self._processes:
+            process = worker.process
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
                 process.join()
 
 
-def serve_workers(options: dict[str, Any], workers: int) -> int:
+def serve_workers(options: dict[str, Any], workers: int, hang_after_s: float = 30.0) -> int:
     """Run `workers` server processes sharing (host, port) through SO_REUSEPORT; returns the exit status."""
-    return Supervisor(options, workers).run()
+    return Supervisor(options, workers, hang_after_s).run()

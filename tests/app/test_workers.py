@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -121,6 +122,31 @@ def test_workers_share_connections_are_replaced_when_they_die_and_stop_with_the_
 def _environment(pid: int) -> dict[str, str]:
     entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
     return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
+@pytest.mark.slow
+def test_a_hung_worker_is_killed_and_replaced(trained_copy: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "AESEEK_DATA_DIR": str(trained_copy), "AESEEK_BOOTSTRAP": "false",
+           "AESEEK_MNIST_SOURCE": "idx", "AESEEK_JOBS_ENABLED": "false", "AESEEK_LOG_LEVEL": "warning",
+           "AESEEK_SERVE_WORKER_HANG_S": "3"}  # fmt: skip
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--workers", "2", "--port", str(port)], env=env
+    )
+    try:
+        until(lambda: len(_serving_workers(supervisor.pid, port)) == 2, seconds=120)
+        time.sleep(4)  # longer than the limit: workers that tick are left alone
+        hung, other = _serving_workers(supervisor.pid, port)
+        assert sorted(_serving_workers(supervisor.pid, port)) == sorted([hung, other])
+        os.kill(hung, signal.SIGSTOP)  # alive, its socket open, its event loop silent
+        until(lambda: not Path(f"/proc/{hung}").exists(), seconds=60)
+        until(lambda: len(_serving_workers(supervisor.pid, port)) == 2, seconds=120)
+        assert other in _serving_workers(supervisor.pid, port)
+        with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            assert all(client.get(f"http://127.0.0.1:{port}/api/v1/ready").status_code == 200 for _ in range(8))
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=60) == 0
 
 
 def _answers(client: httpx.Client, url: str) -> bool:
