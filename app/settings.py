@@ -132,7 +132,10 @@ class Settings(BaseSettings):
         "heartbeat ten times a second) is killed and replaced.",
     )
     max_waiting_decodes: int = Field(
-        64, ge=0, description="Decodes that may wait for one of those; more get 503 with Retry-After (a bounded queue)."
+        64,
+        ge=0,
+        description="Uploads that may wait to be decoded (for a decode thread, or in the micro-batcher when it "
+        "decodes) beyond one per thread; more get 503 with Retry-After (a bounded queue).",
     )
     job_retention_days: float = Field(
         30.0, gt=0, description="Finished job records (and their training states) older than this are deleted."

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -80,7 +80,7 @@ class Runtime:
         # which run in the framework's thread pool, take `admitted("decode")` slots instead.
         self._decode_pool = ThreadPoolExecutor(self._decode_threads, thread_name_prefix="aeseek-decode")
         self._batched_decode_pixels = BATCHED_DECODE_PIXELS if batcher_decodes(settings) else 0
-        self._pool_pending = 0
+        self._queued_decodes = 0  # on the event loop: in the decode pool or the batcher
 
     @contextmanager
     def admitted(self, kind: Literal["search", "decode"]) -> Iterator[None]:
@@ -168,7 +168,8 @@ class Runtime:
             prepared = await self._prepare(service, image, started)
             query, earlier = prepared.query, prepared.timings_ms
         submitted = time.perf_counter()
-        outcome = await self.batcher.submit_async(query, k)
+        with self._queued_decode() if isinstance(query, Image.Image) else nullcontext():
+            outcome = await self.batcher.submit_async(query, k)
         waited = (time.perf_counter() - submitted) * 1000.0 - sum(outcome.timings_ms.values())
         return outcome.after(earlier, queue=max(waited, 0.0))
 
@@ -178,19 +179,24 @@ class Runtime:
         return await self._decode_in_pool(service, image, started)
 
     async def _decode_in_pool(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
-        # A pool of `decode_threads` threads; what waits for it is counted here, on the event loop,
-        # so the queue is bounded exactly (asyncio's shared executor queues without a bound).
-        limit = self._decode_threads + self.settings.max_waiting_decodes
-        if self._pool_pending >= limit:
+        with self._queued_decode():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._decode_pool, service.prepare_opened, image, started)
+
+    @contextmanager
+    def _queued_decode(self) -> Iterator[None]:
+        """Count one upload queued for decoding (in the decode pool or the batcher), or refuse it with
+        OverloadedError beyond `decode_threads` + AESEEK_MAX_WAITING_DECODES."""
+        # Counted here, on the event loop, so the bound is exact (asyncio's executor queues without one).
+        if self._queued_decodes >= self._decode_threads + self.settings.max_waiting_decodes:
             raise OverloadedError(
                 "the server is at its limit of waiting decodes (AESEEK_MAX_WAITING_DECODES); retry shortly"
             )
-        self._pool_pending += 1
+        self._queued_decodes += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._decode_pool, service.prepare_opened, image, started)
+            yield
         finally:
-            self._pool_pending -= 1
+            self._queued_decodes -= 1
 
     def decode_upload(self, data: bytes) -> Image.Image:
         """Decode an upload within the limits, holding a decode slot (pictures of a model)."""

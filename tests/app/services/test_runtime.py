@@ -114,11 +114,24 @@ def test_work_over_the_concurrency_limits_is_refused_at_once(trained_dir: Path, 
     first, second = asyncio.run(two_at_once())  # one decode may run, none may wait
     assert len(first.neighbours) == 3
     assert isinstance(second, OverloadedError) and "AESEEK_MAX_WAITING_DECODES" in str(second)
+    in_batcher = started(trained_dir, batcher_decodes=True, max_concurrent_decodes=1, max_waiting_decodes=0)
+    try:
+        first, second = asyncio.run(
+            _gathered(in_batcher.search_upload(large, 3) for _ in range(2))
+        )  # the same bound when the batcher decodes
+    finally:
+        in_batcher.stop_batching()
+    assert len(first.neighbours) == 3
+    assert isinstance(second, OverloadedError) and "AESEEK_MAX_WAITING_DECODES" in str(second)
     with decoding.admitted("decode"), pytest.raises(OverloadedError, match="AESEEK_MAX_WAITING_DECODES"):
         decoding.decode_upload(large)  # the pictures' and batches' path: its slot is taken
     # Slots come back: the same searches succeed once nothing else holds them.
     assert len(asyncio.run(runtime.search_upload(large, 3)).neighbours) == 3
     assert asyncio.run(runtime.search_upload(query, 3)).neighbours[0].item.id == 0
+
+
+async def _gathered(searches: Any) -> list:
+    return await asyncio.gather(*searches, return_exceptions=True)
 
 
 def test_pictures_are_drawn_once_per_gallery_and_per_model(trained_copy: Path, train_images: np.ndarray) -> None:
