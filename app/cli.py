@@ -305,19 +305,22 @@ def _eval_robustness(args: argparse.Namespace, workspace: Workspace, version: st
     loaded = [load_model(workspace.models_dir / v) for v in versions]
     models = [(f"{record.variant} {record.version}", model) for model, record in loaded]
     uploads = [(s.source, s.label, s.data) for s in samples]
-    table = robustness_precision(workspace, models, uploads, groups=[s.group for s in samples], gallery=gallery)
+    groups = [f"{s.source}, digit {s.label}" if args.by_digit else s.group for s in samples]
+    table = robustness_precision(workspace, models, uploads, groups=groups, gallery=gallery)
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
     sources = list(dict.fromkeys(s.source for s in samples))
-    groups = [name for name in next(iter(table.values())) if name not in sources]
-    for columns in (sources, groups):
-        if columns:
-            print("| method | " + " | ".join(f"P@10 {column}" for column in columns) + " |")
-            print("|---|" + "---:|" * len(columns))
-            for method, scores in table.items():
-                print(f"| {method} | " + " | ".join(f"{scores[column]:.4f}" for column in columns) + " |")
-            print()
+    print("| method | " + " | ".join(f"P@10 {source}" for source in sources) + " |")
+    print("|---|" + "---:|" * len(sources))
+    for method, scores in table.items():
+        print(f"| {method} | " + " | ".join(f"{scores[source]:.4f}" for source in sources) + " |")
+    groups = sorted(name for name in next(iter(table.values())) if name not in sources)
+    if groups:  # one row per pen or digit, a column per method
+        print("\n| P@10 | " + " | ".join(table) + " |")
+        print("|---|" + "---:|" * len(table))
+        for group in groups:
+            print(f"| {group} | " + " | ".join(f"{scores[group]:.4f}" for scores in table.values()) + " |")
     return 0
 
 
@@ -578,6 +581,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="P@10 per source of user-like uploads (app/bench/robustness.py); with --validation, made from the "
         "validation split's digits instead of the test set's.",
+    )
+    evaluate.add_argument(
+        "--by-digit",
+        action="store_true",
+        help="--robustness: P@10 per source and digit instead of per pen (where a source's misses are).",
     )
     evaluate.add_argument(
         "--validation",

@@ -140,6 +140,13 @@ def test_eval_robustness_on_the_validation_split_reads_no_test_image(
     assert set(table) >= {"raw pixels"} and len(table) == 2  # the active model and raw pixels
     for scores in table.values():
         assert {"rerendered", "typed", "drawn"} <= set(scores) and all(0 <= p <= 1 for p in scores.values())
+    code, out, err = run(
+        capsys, "--data-dir", str(trained_copy), "eval", "--robustness", "--validation", "--by-digit", "--json"
+    )
+    assert code == 0, err
+    by_digit = json.loads(out)["raw pixels"]
+    assert {f"drawn, digit {d}" for d in range(10)} <= set(by_digit)
+    assert by_digit["drawn"] == pytest.approx(sum(by_digit[f"drawn, digit {d}"] for d in range(10)) / 10)
 
 
 def test_eval_draws_the_hardest_queries_worst_first(
