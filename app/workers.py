@@ -38,6 +38,8 @@ STARTUP_FAILURE = 3
 EARLY_DEATH_S = 10.0
 EARLY_DEATHS_TO_GIVE_UP = 3
 POLL_S = 0.5
+# A poll this late means the supervisor was not running (SIGSTOP, a paused container): no hang is judged on it.
+RESUMED_AFTER_S = 5.0
 STOP_GRACE_S = 30.0
 # prometheus_client's own variable, read when a worker imports it (spawned workers import afresh).
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -78,7 +80,9 @@ def _serve_one(options: dict[str, Any], heartbeat: Any) -> None:
 class _Worker:
     process: BaseProcess
     started: float
-    heartbeat: Any  # a shared double: the monotonic time of its event loop's last tick
+    heartbeat: Any  # a shared double its event loop stamps on each tick; 0 until its server has started
+    last_beat: float = 0.0
+    silent_since: float = 0.0  # the supervisor's clock when the beat last changed
 
 
 class Supervisor:
@@ -93,16 +97,21 @@ class Supervisor:
         self._processes: list[_Worker] = []
 
     def _start(self) -> _Worker:
-        heartbeat = self._context.Value("d", 0.0, lock=False)  # 0 until its server has started
+        heartbeat = self._context.Value("d", 0.0, lock=False)
         process = self._context.Process(target=_serve_one, args=(self.options, heartbeat), name="aeseek-serve")
         process.start()
         logger.info("started server worker %s", process.pid)
-        return _Worker(process, time.monotonic(), heartbeat)
+        now = time.monotonic()
+        return _Worker(process, now, heartbeat, silent_since=now)
 
-    def _hung(self, worker: _Worker) -> bool:
-        """Started serving, then its event loop fell silent for `hang_after_s`; it is killed here."""
+    def _hung(self, worker: _Worker, now: float) -> bool:
+        """Started serving, then its event loop fell silent for `hang_after_s` of the supervisor's own
+        watching; it is killed here. (A start that hangs is not caught: its beat is still 0.)"""
         beat = worker.heartbeat.value
-        if beat == 0.0 or time.monotonic() - beat < self.hang_after_s:
+        if beat != worker.last_beat:
+            worker.last_beat, worker.silent_since = beat, now
+            return False
+        if beat == 0.0 or now - worker.silent_since < self.hang_after_s:
             return False
         logger.error("server worker %s has not ticked for %.0f s: killing it", worker.process.pid, self.hang_after_s)
         worker.process.kill()
@@ -122,14 +131,23 @@ class Supervisor:
             signal.signal(signum, self.stop)
         # Fresh for each run: counts left by an earlier run would be added to this one's.
         metrics_dir = tempfile.mkdtemp(prefix="aeseek-metrics-")
+        earlier_metrics_dir = os.environ.get(METRICS_DIR_VARIABLE)
         os.environ[METRICS_DIR_VARIABLE] = metrics_dir
         early_deaths, status = 0, 0
         try:
             self._processes = [self._start() for _ in range(self.workers)]
+            polled = time.monotonic()
             while not self._stop.wait(POLL_S):
+                now = time.monotonic()
+                if now - polled > RESUMED_AFTER_S:  # the supervisor itself stood still (a paused container)
+                    for worker in self._processes:
+                        worker.silent_since = now  # so did its workers: their silence is not theirs
+                polled = now
                 for slot, worker in enumerate(self._processes):
+                    if self._stop.is_set():
+                        break
                     process = worker.process
-                    if process.is_alive() and not self._hung(worker):
+                    if process.is_alive() and not self._hung(worker, now):
                         continue
                     lived = time.monotonic() - worker.started
                     early_deaths = early_deaths + 1 if lived < EARLY_DEATH_S else 0
@@ -139,11 +157,16 @@ class Supervisor:
                         status = 1
                         self._stop.set()
                         break
-                    self._processes[slot] = self._start()
+                    if not self._stop.is_set():  # no replacement once told to stop
+                        self._processes[slot] = self._start()
         finally:
             self._stop_all()
             holder.close()
             shutil.rmtree(metrics_dir, ignore_errors=True)
+            if earlier_metrics_dir is None:
+                os.environ.pop(METRICS_DIR_VARIABLE, None)
+            else:
+                os.environ[METRICS_DIR_VARIABLE] = earlier_metrics_dir
         return status
 
     def _stop_all(self) -> None:

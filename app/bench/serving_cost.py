@@ -157,7 +157,7 @@ def run_cost(bench: Bench, compare_with: Path | None = None) -> dict[str, Any]:
                 result = load.run(server.url, BATCHED, CLIENTS, seconds, only)
                 after = scrape_metrics(server.url)
                 row = {**result.row(), "scenario": name, "round": round_number}
-                if name.endswith(", 1 worker"):  # the mix on one worker: its /metrics covers every request
+                if name.endswith(", 1 worker"):  # the stage table is the one-worker server's (what it decodes where)
                     row |= server_side(before, after, BATCHED)
                 row["share_of_limit"] = row["requests_per_s"] / limit
                 rows.append(row)

@@ -136,6 +136,8 @@ def _prepared(
     ready = []
     for request in batch:
         query = request.query
+        if request.future.done():  # its caller stopped waiting (a timeout, a disconnect): skip the work
+            continue
         if isinstance(query, Image.Image):
             prepared = service.prepare_alone(query)
             if not isinstance(prepared, PreparedQuery):

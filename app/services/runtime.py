@@ -45,6 +45,8 @@ INLINE_DECODE_PIXELS = 128 * 128
 # pixels itself (scans and crops: 2-6 ms at 640x640, noisy WebP the worst); larger ones (phone
 # photos: 7-18 ms) are decoded in the decode pool first, so one never holds up a batch of small ones.
 BATCHED_DECODE_PIXELS = 640 * 640
+# Nor are files over this size, whatever their pixels (a progressive JPEG's scans cost by the byte).
+BATCHED_DECODE_BYTES = 512 * 1024
 
 
 def configure_threads(settings: Settings) -> None:
@@ -162,15 +164,19 @@ class Runtime:
             prepared = await self._prepare(service, image, started)
             [outcome] = await asyncio.to_thread(service.search_images, [prepared.query], k, label)
             return outcome.after(prepared.timings_ms)
-        earlier: dict[str, float] = {}
-        query: np.ndarray | Image.Image = image  # the batcher decodes it with its batch
-        if pixels > self._batched_decode_pixels:
-            prepared = await self._prepare(service, image, started)
-            query, earlier = prepared.query, prepared.timings_ms
         submitted = time.perf_counter()
-        with self._queued_decode() if isinstance(query, Image.Image) else nullcontext():
-            outcome = await self.batcher.submit_async(query, k)
+        if pixels <= self._batched_decode_pixels and len(data) <= BATCHED_DECODE_BYTES:
+            # The batcher decodes it with its batch; uploads the loop would have decoded are not counted.
+            with self._queued_decode() if pixels > INLINE_DECODE_PIXELS else nullcontext():
+                outcome = await self.batcher.submit_async(image, k)
+            earlier = {"decode": (submitted - started) * 1000.0}  # the header, read here
+        else:
+            prepared = await self._prepare(service, image, started)
+            submitted, earlier = time.perf_counter(), prepared.timings_ms
+            outcome = await self.batcher.submit_async(prepared.query, k)
         waited = (time.perf_counter() - submitted) * 1000.0 - sum(outcome.timings_ms.values())
+        if "decode" in outcome.timings_ms:  # decoded in the batch: the header's read joins its decode
+            outcome.timings_ms["decode"] += earlier.pop("decode")
         return outcome.after(earlier, queue=max(waited, 0.0))
 
     async def _prepare(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:

@@ -135,8 +135,8 @@ def test_a_hung_worker_is_killed_and_replaced(trained_copy: Path) -> None:
     )
     try:
         until(lambda: len(_serving_workers(supervisor.pid, port)) == 2, seconds=120)
-        time.sleep(4)  # longer than the limit: workers that tick are left alone
         hung, other = _serving_workers(supervisor.pid, port)
+        time.sleep(4)  # longer than the limit: workers that tick are left alone
         assert sorted(_serving_workers(supervisor.pid, port)) == sorted([hung, other])
         os.kill(hung, signal.SIGSTOP)  # alive, its socket open, its event loop silent
         until(lambda: not Path(f"/proc/{hung}").exists(), seconds=60)

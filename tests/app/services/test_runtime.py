@@ -1,6 +1,7 @@
 """The runtime without HTTP: loading, searching through or around the micro-batcher, gallery changes."""
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,14 @@ def test_the_batcher_decodes_scans_and_only_larger_uploads_take_the_decode_pool(
         return await to_pool(service, image, at)
 
     monkeypatch.setattr(batched, "_decode_in_pool", counted)
+    service, in_batcher = batched.require_search(), []
+    prepare_alone = service.prepare_alone
+
+    def recorded(upload: Any) -> Any:
+        in_batcher.append((upload.size, threading.current_thread().name))
+        return prepare_alone(upload)
+
+    monkeypatch.setattr(service, "prepare_alone", recorded)
     try:
 
         async def search_all(runtime: Runtime) -> list:
@@ -71,6 +80,11 @@ def test_the_batcher_decodes_scans_and_only_larger_uploads_take_the_decode_pool(
     finally:
         batched.stop_batching()
     assert pooled == [(800, 600), (1200, 900)]
+    assert sorted(in_batcher) == [
+        ((28, 21), "aeseek-batcher"),
+        ((200, 150), "aeseek-batcher"),
+        ((720, 540), "aeseek-batcher"),
+    ]
     for first, second in zip(via_batcher, one_by_one, strict=True):
         assert [n.item.id for n in first.neighbours] == [n.item.id for n in second.neighbours]
         assert list(first.timings_ms) == ["decode", "preprocess", "encode", "search", "queue"]
