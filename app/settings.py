@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         1,
         ge=0,
         description="Server processes sharing the port (`aeseek serve --workers` overrides it); 0: one per core "
-        "(on 2 cores, the realistic mix: 1 worker 578 req/s, 2 workers 839; docs/performance.md).",
+        "(on 2 cores, the realistic mix: 1 worker 525 req/s, 2 workers 819; docs/performance.md).",
     )
     serve_worker_hang_s: float = Field(
         30.0,
