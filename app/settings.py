@@ -43,10 +43,9 @@ class Settings(BaseSettings):
     batcher_decodes: bool | None = Field(
         None,
         description="The micro-batcher's thread decodes uploads of up to 640x640 and 512 KiB itself, instead of a "
-        "hop to a "
-        "decode thread and back; unset: when each serve worker has one core or less (on 2 cores, 2 workers, the "
-        "realistic mix: 855-857 req/s against 650-683, p99 78-81 ms against 114-116; one worker with 2 cores "
-        "decodes faster in its threads; docs/performance.md).",
+        "hop to a decode thread and back; unset: when each serve worker has one core or less (on 2 cores, "
+        "2 workers, the realistic mix: 855-857 req/s against 650-683, p99 78-81 ms against 114-116; one worker "
+        "with 2 cores decodes faster in its threads; docs/performance.md).",
     )
     index_backend: Literal["faiss", "milvus"] = Field(
         "faiss",
@@ -117,8 +116,8 @@ class Settings(BaseSettings):
         None,
         ge=1,
         description="Uploads decoded at once in worker threads (queries over 128x128 that the micro-batcher does "
-        "not decode, batches, pictures); unset: "
-        "the machine's cores shared among the serve workers, at least 1 (on 2 cores, one worker, the realistic "
+        "not decode, batches, pictures); unset: the machine's cores shared among the serve workers, at least 1 "
+        "(on 2 cores, one worker, the realistic "
         "mix: 6 threads gave p99 179-194 ms, 2 gave 102-108 ms; docs/performance.md).",
     )
     serve_workers: int = Field(

@@ -9,9 +9,9 @@ connections over the listening sockets by a hash of their addresses, so every wo
 share. The supervisor holds the port (bound, not listening, so it takes no connections),
 replaces a worker that dies or hangs (its event loop stamps a shared heartbeat ten times a
 second; one silent for `hang_after_s` is killed and replaced), and passes SIGTERM/SIGINT on to
-the workers. It also gives the
-workers a fresh directory for their metrics (prometheus_client's multiprocess mode, see
-app/services/observability.py), removed when it stops, so that `/metrics` sums all workers.
+the workers. It also gives the workers a fresh directory for their metrics (prometheus_client's
+multiprocess mode, see app/services/observability.py), removed when it stops, so that `/metrics`
+sums all workers.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+# prometheus_client reads it when a worker imports it (spawned workers import afresh).
+from app.services.observability import MULTIPROCESS_DIR
+
 logger = logging.getLogger("aeseek.workers")
 
 APP_FACTORY = "app.main:create_worker_app"
@@ -41,8 +44,6 @@ POLL_S = 0.5
 # A poll this late means the supervisor was not running (SIGSTOP, a paused container): no hang is judged on it.
 RESUMED_AFTER_S = 5.0
 STOP_GRACE_S = 30.0
-# prometheus_client's own variable, read when a worker imports it (spawned workers import afresh).
-METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -131,8 +132,8 @@ class Supervisor:
             signal.signal(signum, self.stop)
         # Fresh for each run: counts left by an earlier run would be added to this one's.
         metrics_dir = tempfile.mkdtemp(prefix="aeseek-metrics-")
-        earlier_metrics_dir = os.environ.get(METRICS_DIR_VARIABLE)
-        os.environ[METRICS_DIR_VARIABLE] = metrics_dir
+        earlier_metrics_dir = os.environ.get(MULTIPROCESS_DIR)
+        os.environ[MULTIPROCESS_DIR] = metrics_dir
         early_deaths, status = 0, 0
         try:
             self._processes = [self._start() for _ in range(self.workers)]
@@ -164,9 +165,9 @@ class Supervisor:
             holder.close()
             shutil.rmtree(metrics_dir, ignore_errors=True)
             if earlier_metrics_dir is None:
-                os.environ.pop(METRICS_DIR_VARIABLE, None)
+                os.environ.pop(MULTIPROCESS_DIR, None)
             else:
-                os.environ[METRICS_DIR_VARIABLE] = earlier_metrics_dir
+                os.environ[MULTIPROCESS_DIR] = earlier_metrics_dir
         return status
 
     def _stop_all(self) -> None:

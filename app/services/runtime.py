@@ -165,18 +165,18 @@ class Runtime:
             [outcome] = await asyncio.to_thread(service.search_images, [prepared.query], k, label)
             return outcome.after(prepared.timings_ms)
         submitted = time.perf_counter()
-        if pixels <= self._batched_decode_pixels and len(data) <= BATCHED_DECODE_BYTES:
-            # The batcher decodes it with its batch; uploads the loop would have decoded are not counted.
+        in_batch = pixels <= self._batched_decode_pixels and len(data) <= BATCHED_DECODE_BYTES
+        if in_batch:  # uploads the loop would have decoded itself are not counted as queued decodes
             with self._queued_decode() if pixels > INLINE_DECODE_PIXELS else nullcontext():
                 outcome = await self.batcher.submit_async(image, k)
-            earlier = {"decode": (submitted - started) * 1000.0}  # the header, read here
+            earlier: dict[str, float] = {}
         else:
             prepared = await self._prepare(service, image, started)
             submitted, earlier = time.perf_counter(), prepared.timings_ms
             outcome = await self.batcher.submit_async(prepared.query, k)
         waited = (time.perf_counter() - submitted) * 1000.0 - sum(outcome.timings_ms.values())
-        if "decode" in outcome.timings_ms:  # decoded in the batch: the header's read joins its decode
-            outcome.timings_ms["decode"] += earlier.pop("decode")
+        if in_batch:  # the header, read here before the batch decoded it, is part of its decode
+            outcome.timings_ms["decode"] += (submitted - started) * 1000.0
         return outcome.after(earlier, queue=max(waited, 0.0))
 
     async def _prepare(self, service: SearchService, image: Image.Image, started: float) -> PreparedQuery:
